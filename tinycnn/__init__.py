@@ -4,3 +4,17 @@ The public API lives here and nothing else does.
 """
 
 __version__ = "0.1.0"
+
+from . import gradcheck, initializers, layers, losses, optimizers, reference, zoo  # noqa: E402
+from .layers import (  # noqa: E402
+    Conv2D, Dense, Flatten, Layer, MaxPool2D, MaxPooling2D, ReLU, Sigmoid, Softmax,
+)
+from .losses import SigmoidBinaryCrossEntropy, SoftmaxCrossEntropy  # noqa: E402
+from .model import Sequential  # noqa: E402
+from .optimizers import SGD, Adam  # noqa: E402
+
+__all__ = [
+    "Sequential", "Layer", "Conv2D", "MaxPool2D", "MaxPooling2D", "Dense", "ReLU", "Softmax",
+    "Sigmoid", "Flatten", "SoftmaxCrossEntropy", "SigmoidBinaryCrossEntropy", "SGD", "Adam",
+    "layers", "losses", "optimizers", "initializers", "gradcheck", "reference", "zoo",
+]

@@ -1,0 +1,101 @@
+"""Activation layers: ReLU, Softmax, Sigmoid.
+
+They have no weights. Conv2D and Dense accept ``activation="relu"`` (or ``"softmax"``,
+``"sigmoid"``) as sugar: the layer then owns one of these objects and calls its ``forward`` after
+the linear part and its ``backward`` before — exactly the same numbers as a separate layer.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .base import Layer
+
+
+class ReLU(Layer):
+    """``y = max(x, 0)``;  ``dx = dy · [x > 0]``.
+
+    The derivative at exactly 0 is taken as 0 (as TensorFlow does).
+    """
+
+    def forward(self, x, training=True):
+        x = self.check_input(x)
+        mask = x > 0
+        self._cache = mask
+        return x * mask
+
+    def backward(self, dy):
+        mask = self.cached()
+        self.check_grad(dy, mask.shape)
+        return dy * mask
+
+
+class Softmax(Layer):
+    """``y_i = exp(x_i) / Σ_j exp(x_j)`` over the last axis.
+
+    Backward is the Jacobian-vector product ``dx = y ⊙ (dy − Σ_j dy_j y_j)``.
+
+    Trained with cross-entropy, the model never calls this backward: it fuses softmax and the
+    loss, whose combined gradient ``(y − onehot)/N`` is both simpler and numerically stable.
+    """
+
+    def forward(self, x, training=True):
+        x = self.check_input(x)
+        y = softmax(x)
+        self._cache = (x, y)
+        return y
+
+    def backward(self, dy):
+        _, y = self.cached()
+        self.check_grad(dy, y.shape)
+        return y * (dy - np.sum(dy * y, axis=-1, keepdims=True))
+
+    @property
+    def logits(self) -> np.ndarray:
+        """The input of the last forward call (used when the loss is fused with the softmax)."""
+        return self.cached()[0]
+
+
+class Sigmoid(Layer):
+    """``y = 1 / (1 + exp(−x))``;  ``dx = dy · y · (1 − y)``."""
+
+    def forward(self, x, training=True):
+        x = self.check_input(x)
+        y = sigmoid(x)
+        self._cache = (x, y)
+        return y
+
+    def backward(self, dy):
+        _, y = self.cached()
+        self.check_grad(dy, y.shape)
+        return dy * y * (1 - y)
+
+    @property
+    def logits(self) -> np.ndarray:
+        return self.cached()[0]
+
+
+def softmax(z: np.ndarray) -> np.ndarray:
+    """Softmax over the last axis, shifted by the row maximum so that ``exp`` cannot overflow."""
+    e = np.exp(z - z.max(axis=-1, keepdims=True))
+    return e / e.sum(axis=-1, keepdims=True)
+
+
+def sigmoid(z: np.ndarray) -> np.ndarray:
+    """Logistic function, written so that neither branch overflows."""
+    e = np.exp(-np.abs(z))
+    return np.where(z >= 0, 1 / (1 + e), e / (1 + e))
+
+
+ACTIVATIONS = {"relu": ReLU, "softmax": Softmax, "sigmoid": Sigmoid}
+
+
+def make_activation(name: str | None, owner: str) -> Layer | None:
+    """The activation object a Conv2D/Dense layer owns for ``activation=name`` (None for linear)."""
+    if name is None or name == "linear":
+        return None
+    if not isinstance(name, str) or name not in ACTIVATIONS:
+        raise ValueError(
+            f"{owner}: unknown activation {name!r}; expected None, 'linear' or one of {sorted(ACTIVATIONS)}"
+        )
+    return ACTIVATIONS[name](name=name)

@@ -1,0 +1,119 @@
+"""Conv2D: a 2-D convolution as im2col followed by one matrix product.
+
+Read :mod:`tinycnn.reference` first for the same computation written as plain loops, and
+:mod:`tinycnn.im2col` for the picture of the im2col matrix.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .. import initializers
+from ..im2col import col2im, im2col, output_size, pad, padding_amounts, unpad
+from .activations import make_activation
+from .base import Layer, as_pair, check_choice
+
+
+class Conv2D(Layer):
+    """2-D convolution over NHWC inputs with a ``(kh, kw, C_in, filters)`` kernel (Keras's layout).
+
+    Forward::
+
+        cols = im2col(x_padded)                 (N·Ho·Wo, kh·kw·C_in)   one row per output pixel
+        z    = cols · W.reshape(kh·kw·C_in, F) + b                      one matrix product
+        y    = act(z).reshape(N, Ho, Wo, F)
+
+    Backward, with ``dz`` the gradient at the pre-activation, reshaped to ``(N·Ho·Wo, F)``::
+
+        dW    = colsᵀ · dz                      (kh·kw·C_in, F) -> (kh, kw, C_in, F)
+        db    = Σ_rows dz                       (F,)
+        dcols = dz · Wᵀ                         (N·Ho·Wo, kh·kw·C_in)
+        dx    = col2im(dcols)                   each pixel sums the gradients of its windows
+
+    Parameters
+    ----------
+    filters : number of output channels F.
+    kernel_size, strides : an int or a ``(rows, cols)`` pair.
+    padding : ``"valid"`` (no padding) or ``"same"`` (output ``ceil(size/stride)``, padded like
+        TensorFlow: an odd extra row/column goes at the bottom/right).
+    activation : None, ``"relu"``, ``"softmax"`` or ``"sigmoid"`` — exactly like a following
+        activation layer.
+    use_bias, kernel_initializer, bias_initializer : as in Keras.
+    """
+
+    def __init__(self, filters, kernel_size, strides=1, padding="valid", activation=None,
+                 use_bias=True, kernel_initializer="glorot_uniform", bias_initializer="zeros",
+                 name=None):
+        super().__init__(name)
+        if not isinstance(filters, (int, np.integer)) or isinstance(filters, bool) or filters < 1:
+            raise ValueError(f"{self.label}: filters must be a positive int, got {filters!r}")
+        self.filters = int(filters)
+        self.kernel_size = as_pair(kernel_size, "kernel_size", self.label)
+        self.strides = as_pair(strides, "strides", self.label)
+        self.padding = check_choice(padding, ("valid", "same"), "padding", self.label)
+        self.activation_name = None if activation in (None, "linear") else activation
+        self.activation = make_activation(activation, self.label)
+        self.use_bias = bool(use_bias)
+        self.kernel_initializer = initializers.get(kernel_initializer)
+        self.bias_initializer = initializers.get(bias_initializer)
+
+    def compute_output_shape(self, input_shape):
+        if len(input_shape) != 3:
+            raise ValueError(
+                f"{self.label}: expected inputs of shape (batch, height, width, channels), got "
+                f"(batch, {', '.join(map(str, input_shape))})"
+            )
+        h, w, _ = input_shape
+        kh, kw = self.kernel_size
+        if self.padding == "valid" and (h < kh or w < kw):
+            raise ValueError(
+                f"{self.label}: kernel {self.kernel_size} is larger than the {h}×{w} input with "
+                "padding='valid'; use a smaller kernel or padding='same'"
+            )
+        return (output_size(h, kh, self.strides[0], self.padding),
+                output_size(w, kw, self.strides[1], self.padding), self.filters)
+
+    def create_params(self, input_shape, rng, dtype):
+        h, w, c_in = input_shape
+        self.pads = padding_amounts(h, w, self.kernel_size, self.strides, self.padding)
+        if self.activation is not None:
+            self.activation.build(self.output_shape, dtype=dtype)
+        params = {"kernel": self.kernel_initializer((*self.kernel_size, c_in, self.filters), rng, dtype)}
+        if self.use_bias:
+            params["bias"] = self.bias_initializer((self.filters,), rng, dtype)
+        return params
+
+    def forward(self, x, training=True):
+        x = self.check_input(x)
+        n = x.shape[0]
+        x_padded = pad(x, self.pads)
+        cols = im2col(x_padded, self.kernel_size, self.strides)     # (N·Ho·Wo, kh·kw·C_in)
+        z = cols @ self.params["kernel"].reshape(-1, self.filters)  # (N·Ho·Wo, F)
+        if self.use_bias:
+            z += self.params["bias"]
+        z = z.reshape(n, *self.output_shape)
+        self._cache = (x_padded.shape, cols)
+        return z if self.activation is None else self.activation.forward(z, training)
+
+    def backward(self, dy, preactivation=False):
+        """``dy`` is dL/d(output); with ``preactivation=True`` it is already dL/dz."""
+        x_padded_shape, cols = self.cached()
+        n = x_padded_shape[0]
+        self.check_grad(dy, (n, *self.output_shape))
+        dz = dy if self.activation is None or preactivation else self.activation.backward(dy)
+        kernel = self.params["kernel"]
+        dz = dz.reshape(-1, self.filters)                            # (N·Ho·Wo, F)
+        self.grads["kernel"] = (cols.T @ dz).reshape(kernel.shape)
+        if self.use_bias:
+            self.grads["bias"] = dz.sum(axis=0)
+        dcols = dz @ kernel.reshape(-1, self.filters).T              # (N·Ho·Wo, kh·kw·C_in)
+        ho, wo, _ = self.output_shape
+        dcols = dcols.reshape(n, ho, wo, *self.kernel_size, self.input_shape[2])
+        return unpad(col2im(dcols, x_padded_shape, self.strides), self.pads)
+
+    def get_config(self):
+        return {"filters": self.filters, "kernel_size": self.kernel_size, "strides": self.strides,
+                "padding": self.padding, "activation": self.activation_name,
+                "use_bias": self.use_bias,
+                "kernel_initializer": initializers.name_of(self.kernel_initializer),
+                "bias_initializer": initializers.name_of(self.bias_initializer), "name": self.name}

@@ -1,0 +1,79 @@
+"""MaxPool2D: keep the largest value of each window."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..im2col import col2im, output_size, pad, padding_amounts, unpad, windows
+from .base import Layer, as_pair, check_choice
+
+
+class MaxPool2D(Layer):
+    """Max over each ``ph × pw`` window of every channel (NHWC).
+
+    Forward: gather the windows (a stride-tricks view, as in Conv2D), flatten each to
+    ``ph·pw`` values, and remember *which* position won (``argmax``). Backward: only the winner
+    influenced the output, so the whole upstream gradient of a window goes to that one position;
+    overlapping windows add up (col2im). On ties the first maximum in row-major order wins, as in
+    TensorFlow. With ``padding="same"`` the padding is -inf, so it never wins.
+
+    Parameters
+    ----------
+    pool_size : int or pair (default 2).
+    strides : int, pair, or None (default: equal to ``pool_size``, as in Keras).
+    padding : ``"valid"`` or ``"same"`` (TensorFlow-style, extra row/column at the bottom/right).
+    """
+
+    def __init__(self, pool_size=2, strides=None, padding="valid", name=None):
+        super().__init__(name)
+        self.pool_size = as_pair(pool_size, "pool_size", self.label)
+        self.strides = self.pool_size if strides is None else as_pair(strides, "strides", self.label)
+        self.padding = check_choice(padding, ("valid", "same"), "padding", self.label)
+
+    def compute_output_shape(self, input_shape):
+        if len(input_shape) != 3:
+            raise ValueError(
+                f"{self.label}: expected inputs of shape (batch, height, width, channels), got "
+                f"(batch, {', '.join(map(str, input_shape))})"
+            )
+        h, w, c = input_shape
+        ph, pw = self.pool_size
+        if self.padding == "valid" and (h < ph or w < pw):
+            raise ValueError(
+                f"{self.label}: pool_size {self.pool_size} is larger than the {h}×{w} input with "
+                "padding='valid'; use a smaller pool or padding='same'"
+            )
+        return (output_size(h, ph, self.strides[0], self.padding),
+                output_size(w, pw, self.strides[1], self.padding), c)
+
+    def create_params(self, input_shape, rng, dtype):
+        h, w, _ = input_shape
+        self.pads = padding_amounts(h, w, self.pool_size, self.strides, self.padding)
+        return {}
+
+    def forward(self, x, training=True):
+        x = self.check_input(x)
+        n, (ho, wo, c) = x.shape[0], self.output_shape
+        x_padded = pad(x, self.pads, value=-np.inf)
+        win = windows(x_padded, self.pool_size, self.strides)        # (N, Ho, Wo, ph, pw, C) view
+        win = win.reshape(n, ho, wo, -1, c)                          # (N, Ho, Wo, ph·pw, C)
+        winner = win.argmax(axis=3)[:, :, :, None, :]                # first maximum of each window
+        self._cache = (x_padded.shape, winner)
+        return np.take_along_axis(win, winner, axis=3)[:, :, :, 0, :]
+
+    def backward(self, dy):
+        x_padded_shape, winner = self.cached()
+        n = x_padded_shape[0]
+        self.check_grad(dy, (n, *self.output_shape))
+        ho, wo, c = self.output_shape
+        dwin = np.zeros((n, ho, wo, self.pool_size[0] * self.pool_size[1], c), dtype=dy.dtype)
+        np.put_along_axis(dwin, winner, dy[:, :, :, None, :], axis=3)  # gradient to the winner only
+        dwin = dwin.reshape(n, ho, wo, *self.pool_size, c)
+        return unpad(col2im(dwin, x_padded_shape, self.strides), self.pads)
+
+    def get_config(self):
+        return {"pool_size": self.pool_size, "strides": self.strides, "padding": self.padding,
+                "name": self.name}
+
+
+MaxPooling2D = MaxPool2D  # Keras's name

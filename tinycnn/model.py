@@ -1,0 +1,345 @@
+"""Sequential: a stack of layers with Keras's build / compile / fit / evaluate / predict.
+
+One training step, the whole of backprop::
+
+    out  = x
+    for layer in layers:            out  = layer.forward(out, training=True)
+    loss = loss_fn.forward(logits, y);  grad = loss_fn.backward()        # dL/dlogits
+    for layer in reversed(layers):  grad = layer.backward(grad)          # fills layer.grads
+    optimizer.apply(params, grads)
+
+When the last layer ends in a softmax (or sigmoid) and the loss is the matching cross-entropy —
+``Dense(n, activation="softmax")`` with ``"sparse_categorical_crossentropy"``, as in Keras — the
+loss is computed from that layer's logits and its gradient enters the layer *below* the
+activation: the fused, numerically stable ``(p − y)/N``.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from . import losses as losses_mod
+from . import optimizers as optimizers_mod
+from .layers.activations import Sigmoid, Softmax
+from .layers.base import Layer
+
+
+class Sequential:
+    """A linear stack of layers.
+
+    Parameters
+    ----------
+    layers : list of layers (more can be added with :meth:`add`).
+    input_shape : per-sample input shape, e.g. ``(28, 28, 1)``; builds the model at once.
+        Without it the model is built by :meth:`build` or on the first batch it sees.
+    seed : int or None. One seed makes a run reproducible: the initial weights and the
+        shuffling order come from ``numpy.random.Generator`` streams derived from it.
+    dtype : ``"float32"`` (default, for training) or ``"float64"`` (gradient checks).
+    """
+
+    def __init__(self, layers=None, input_shape=None, seed=None, dtype="float32", name="sequential"):
+        self.name = name
+        self.layers: list[Layer] = []
+        self.dtype = np.dtype(dtype)
+        if self.dtype not in (np.float32, np.float64):
+            raise TypeError(f"Sequential: dtype must be float32 or float64, got {self.dtype}")
+        self.seed = seed
+        init_seq, shuffle_seq = np.random.SeedSequence(seed).spawn(2)
+        self._init_rng = np.random.default_rng(init_seq)
+        self.rng = np.random.default_rng(shuffle_seq)      # shuffling (and, later, dropout)
+        self.input_shape: tuple[int, ...] | None = None
+        self.optimizer = None
+        self.loss = None
+        for layer in layers or []:
+            self.add(layer)
+        if input_shape is not None:
+            self.build(input_shape)
+
+    # -- construction ---------------------------------------------------------------------
+    def add(self, layer: Layer) -> None:
+        if not isinstance(layer, Layer):
+            raise TypeError(f"Sequential.add: expected a tinycnn layer, got {type(layer).__name__}")
+        if self.input_shape is not None:
+            raise RuntimeError("Sequential.add: the model is already built; add layers before building it")
+        taken = {existing.name for existing in self.layers}
+        if layer.name in taken:                 # conv2d, conv2d_1, conv2d_2 ... as in Keras
+            base, k = layer.name, 1
+            while f"{base}_{k}" in taken:
+                k += 1
+            layer.name = f"{base}_{k}"
+        self.layers.append(layer)
+
+    def build(self, input_shape) -> None:
+        """Create every layer's weights, propagating the shape through the stack."""
+        if not self.layers:
+            raise ValueError("Sequential: cannot build a model with no layers")
+        shape = tuple(int(s) for s in input_shape)
+        if not shape or min(shape) < 1:
+            raise ValueError(f"Sequential: input_shape must be positive sizes without the batch axis, got {input_shape!r}")
+        self.input_shape = shape
+        for layer in self.layers:
+            shape = layer.build(shape, self._init_rng, self.dtype)
+
+    @property
+    def built(self) -> bool:
+        return self.input_shape is not None
+
+    @property
+    def output_shape(self):
+        return self.layers[-1].output_shape if self.built else None
+
+    def astype(self, dtype) -> "Sequential":
+        """Convert every weight (and the model's dtype) in place; returns the model."""
+        self.dtype = np.dtype(dtype)
+        for layer in self.layers:
+            layer.dtype = self.dtype
+            for key in layer.params:
+                layer.params[key] = layer.params[key].astype(self.dtype)
+                layer.grads[key] = np.zeros_like(layer.params[key])
+        if self.optimizer is not None:
+            self.optimizer.slots = None
+        return self
+
+    # -- parameters -----------------------------------------------------------------------
+    def named_params(self) -> list[tuple[str, np.ndarray]]:
+        """``[("conv2d/kernel", array), ("conv2d/bias", array), ...]`` in layer order."""
+        return [(f"{layer.name}/{key}", value) for layer in self.layers for key, value in layer.params.items()]
+
+    @property
+    def params(self) -> list[np.ndarray]:
+        return [value for _, value in self.named_params()]
+
+    @property
+    def grads(self) -> list[np.ndarray]:
+        return [layer.grads[key] for layer in self.layers for key in layer.params]
+
+    def count_params(self) -> int:
+        return sum(layer.count_params() for layer in self.layers)
+
+    def get_weights(self) -> list[np.ndarray]:
+        """Copies of all weights, in Keras's order (layer by layer, kernel before bias)."""
+        return [p.copy() for p in self.params]
+
+    def set_weights(self, weights) -> None:
+        mine = self.named_params()
+        if len(weights) != len(mine):
+            raise ValueError(f"set_weights: the model has {len(mine)} weight arrays, got {len(weights)}")
+        for (name, param), new in zip(mine, weights):
+            new = np.asarray(new)
+            if new.shape != param.shape:
+                raise ValueError(f"set_weights: {name} has shape {param.shape}, got {new.shape}")
+            param[...] = new
+
+    # -- summary --------------------------------------------------------------------------
+    def summary(self, print_fn=print) -> str:
+        """Layer, output shape and parameter count per layer, like Keras's ``model.summary()``."""
+        if not self.built:
+            raise RuntimeError("Sequential.summary: the model is not built; pass input_shape or call build()")
+        rows = [(f"{layer.name} ({type(layer).__name__})", str((None, *layer.output_shape)),
+                 f"{layer.count_params():,}") for layer in self.layers]
+        head = ("Layer (type)", "Output Shape", "Param #")
+        widths = [max(len(r[i]) for r in rows + [head]) + 2 for i in range(3)]
+        line = "─" * sum(widths)
+        fmt = lambda r: f"{r[0]:<{widths[0]}}{r[1]:<{widths[1]}}{r[2]:>{widths[2]}}"  # noqa: E731
+        total = self.count_params()
+        text = "\n".join([f'Model: "{self.name}"', line, fmt(head), line, *map(fmt, rows), line,
+                          f"Total params: {total:,}", f"Trainable params: {total:,}",
+                          "Non-trainable params: 0", line])
+        if print_fn is not None:
+            print_fn(text)
+        return text
+
+    # -- compile --------------------------------------------------------------------------
+    def compile(self, optimizer="adam", loss="sparse_categorical_crossentropy") -> None:
+        """Choose the optimizer and loss: objects, or Keras's names (``"adam"``, ``"sgd"``,
+        ``"sparse_categorical_crossentropy"``, ``"binary_crossentropy"``)."""
+        self.optimizer = optimizers_mod.get(optimizer)
+        self.loss = losses_mod.get(loss)
+        if self.layers:
+            self._check_loss_matches_output()
+
+    def _output_activation(self) -> str | None:
+        last = self.layers[-1]
+        if isinstance(last, (Softmax, Sigmoid)):
+            return type(last).__name__.lower()
+        return getattr(last, "activation_name", None)
+
+    def _check_loss_matches_output(self) -> None:
+        act = self._output_activation()
+        want = self.loss.activation
+        if self.loss.from_logits and act in ("softmax", "sigmoid"):
+            raise ValueError(
+                f"{type(self.loss).__name__}(from_logits=True) expects raw logits, but the last layer "
+                f"'{self.layers[-1].name}' applies {act}; remove that activation or use from_logits=False"
+            )
+        if not self.loss.from_logits and act != want:
+            raise ValueError(
+                f"loss {type(self.loss).__name__}(from_logits=False) expects the model to end in {want}, "
+                f"but the last layer '{self.layers[-1].name}' has activation {act!r}; add "
+                f"activation='{want}' or use {type(self.loss).__name__}() (from logits)"
+            )
+
+    def _fused(self) -> bool:
+        """True when the model ends in the softmax/sigmoid that the loss is fused with."""
+        return not self.loss.from_logits
+
+    def _logits(self) -> np.ndarray:
+        """The last forward pass's logits: the input of the final softmax/sigmoid if fused."""
+        last = self.layers[-1]
+        return (last if isinstance(last, (Softmax, Sigmoid)) else last.activation).logits
+
+    # -- forward / backward ---------------------------------------------------------------
+    def _prepare_input(self, x, what="x") -> np.ndarray:
+        if not isinstance(x, np.ndarray):
+            x = np.asarray(x)
+        if not np.issubdtype(x.dtype, np.floating):
+            raise TypeError(
+                f"{self.name}: {what} must be float images (e.g. uint8 / 255 as float32), got dtype {x.dtype}"
+            )
+        if x.ndim < 2 or x.shape[0] == 0:
+            raise ValueError(f"{self.name}: {what} must be a non-empty batch, got shape {x.shape}")
+        if not self.built:
+            self.build(x.shape[1:])
+        if x.shape[1:] != self.input_shape:
+            raise ValueError(
+                f"{self.name}: {what} must have shape (batch, {', '.join(map(str, self.input_shape))}), got {x.shape}"
+            )
+        return x.astype(self.dtype, copy=False)
+
+    def forward(self, x, training=False) -> np.ndarray:
+        """Run every layer; returns the last layer's output (probabilities if it ends in softmax)."""
+        out = self._prepare_input(x)
+        for layer in self.layers:
+            out = layer.forward(out, training=training)
+        return out
+
+    __call__ = forward
+
+    def backward(self, dout) -> np.ndarray:
+        """Backpropagate dL/d(output) through every layer; returns dL/dx."""
+        grad = dout
+        for layer in reversed(self.layers):
+            grad = layer.backward(grad)
+        return grad
+
+    def loss_and_grads(self, x, y) -> tuple[float, np.ndarray]:
+        """One forward and backward pass on a batch; fills every layer's grads.
+
+        Returns ``(loss, logits)``. No weights change.
+        """
+        self._require_compiled()
+        out = self.forward(x, training=True)
+        logits = self._logits() if self._fused() else out
+        loss = self.loss.forward(logits, y)
+        grad = self.loss.backward()                         # dL/dlogits
+        layers = self.layers
+        if self._fused():                                   # enter below the softmax/sigmoid
+            *layers, last = self.layers
+            if not isinstance(last, (Softmax, Sigmoid)):    # Dense/Conv2D(activation="softmax")
+                grad = last.backward(grad, preactivation=True)
+        for layer in reversed(layers):
+            grad = layer.backward(grad)
+        return loss, logits
+
+    # -- training -------------------------------------------------------------------------
+    def _require_compiled(self):
+        if self.loss is None or self.optimizer is None:
+            raise RuntimeError(f"{self.name}: call compile(optimizer, loss) before training or evaluating")
+        self._check_loss_matches_output()
+
+    def train_on_batch(self, x, y) -> dict:
+        """One optimizer step on one batch; returns ``{"loss": ..., "accuracy": ...}`` (before the step)."""
+        loss, logits = self.loss_and_grads(x, y)
+        if not math.isfinite(loss):
+            raise FloatingPointError(f"{self.name}: the loss is {loss}; the step was not applied")
+        accuracy = self.loss.accuracy(logits, y)
+        self.optimizer.apply(self.params, self.grads)
+        return {"loss": loss, "accuracy": accuracy}
+
+    def fit(self, x, y, epochs=1, batch_size=32, validation_data=None, shuffle=True, verbose=1) -> dict:
+        """Train for ``epochs`` passes over ``(x, y)`` in mini-batches.
+
+        Returns the history: ``{"loss": [...], "accuracy": [...]}`` per epoch, plus
+        ``"val_loss"`` and ``"val_accuracy"`` with ``validation_data=(x_val, y_val)``.
+        ``verbose``: 0 silent, 1 a progress bar per epoch, 2 one line per epoch.
+        """
+        self._require_compiled()
+        _check_positive_int(epochs, "epochs")
+        _check_positive_int(batch_size, "batch_size")
+        x = self._prepare_input(x)
+        y = np.asarray(y)
+        if y.shape[0] != x.shape[0]:
+            raise ValueError(f"{self.name}: x has {x.shape[0]} samples but y has {y.shape[0]}")
+        n = x.shape[0]
+        history: dict[str, list[float]] = {"loss": [], "accuracy": []}
+        for epoch in range(1, epochs + 1):
+            order = self.rng.permutation(n) if shuffle else np.arange(n)
+            total_loss = total_acc = 0.0
+            bar = tqdm(total=n, desc=f"Epoch {epoch}/{epochs}", unit="img", disable=verbose != 1,
+                       leave=True, dynamic_ncols=True)
+            for step, start in enumerate(range(0, n, batch_size), start=1):
+                idx = order[start:start + batch_size]
+                try:
+                    stats = self.train_on_batch(x[idx], y[idx])
+                except FloatingPointError as err:
+                    bar.close()
+                    raise FloatingPointError(f"epoch {epoch}, step {step}: {err}") from None
+                total_loss += stats["loss"] * len(idx)
+                total_acc += stats["accuracy"] * len(idx)
+                seen = min(start + batch_size, n)
+                bar.update(len(idx))
+                bar.set_postfix(loss=f"{total_loss / seen:.4f}", acc=f"{total_acc / seen:.4f}", refresh=False)
+            history["loss"].append(total_loss / n)
+            history["accuracy"].append(total_acc / n)
+            if validation_data is not None:
+                val = self.evaluate(*validation_data, batch_size=max(batch_size, 256))
+                history.setdefault("val_loss", []).append(val["loss"])
+                history.setdefault("val_accuracy", []).append(val["accuracy"])
+                bar.set_postfix(loss=f"{history['loss'][-1]:.4f}", acc=f"{history['accuracy'][-1]:.4f}",
+                                val_loss=f"{val['loss']:.4f}", val_acc=f"{val['accuracy']:.4f}", refresh=False)
+            bar.close()
+            if verbose == 2:
+                print(f"Epoch {epoch}/{epochs} - " + " - ".join(f"{k}: {v[-1]:.4f}" for k, v in history.items()))
+        return history
+
+    def evaluate(self, x, y, batch_size=256) -> dict:
+        """Mean loss and accuracy over ``(x, y)``: ``{"loss": ..., "accuracy": ...}``."""
+        self._require_compiled()
+        _check_positive_int(batch_size, "batch_size")
+        x = self._prepare_input(x)
+        y = np.asarray(y)
+        if y.shape[0] != x.shape[0]:
+            raise ValueError(f"{self.name}: x has {x.shape[0]} samples but y has {y.shape[0]}")
+        total_loss = total_acc = 0.0
+        for start in range(0, x.shape[0], batch_size):
+            xb, yb = x[start:start + batch_size], y[start:start + batch_size]
+            out = self.forward(xb, training=False)
+            logits = self._logits() if self._fused() else out
+            total_loss += self.loss.forward(logits, yb) * len(xb)
+            total_acc += self.loss.accuracy(logits, yb) * len(xb)
+        return {"loss": total_loss / x.shape[0], "accuracy": total_acc / x.shape[0]}
+
+    def predict(self, x, batch_size=256) -> np.ndarray:
+        """Class probabilities, computed in batches.
+
+        A model that ends in softmax/sigmoid returns that layer's output. A model that outputs
+        logits (compiled with a from-logits loss) gets the loss's softmax/sigmoid applied, so
+        ``predict`` always returns probabilities; ``model(x)`` returns the raw last-layer output.
+        """
+        _check_positive_int(batch_size, "batch_size")
+        x = self._prepare_input(x)
+        chunks = []
+        for start in range(0, x.shape[0], batch_size):
+            out = self.forward(x[start:start + batch_size], training=False)
+            if self.loss is not None and self.loss.from_logits:
+                out = self.loss.probabilities(out)
+            chunks.append(out)
+        return np.concatenate(chunks)
+
+
+def _check_positive_int(value, what: str) -> None:
+    if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < 1:
+        raise ValueError(f"{what} must be a positive int, got {value!r}")

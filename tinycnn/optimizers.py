@@ -1,0 +1,137 @@
+"""SGD (with momentum and Nesterov) and Adam, with Keras 3's exact update rules.
+
+An optimizer updates the parameter arrays **in place**::
+
+    optimizer.apply(params, grads)     # lists of arrays, same order every step
+
+and keeps its own per-parameter state ("slots": velocities, moments), created on the first call.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+
+class Optimizer:
+    def __init__(self, learning_rate: float):
+        if not isinstance(learning_rate, (int, float, np.floating)) or isinstance(learning_rate, bool) \
+                or not math.isfinite(learning_rate) or learning_rate <= 0:
+            raise ValueError(f"{type(self).__name__}: learning_rate must be a positive number, got {learning_rate!r}")
+        self.learning_rate = float(learning_rate)
+        self.iterations = 0            # number of updates applied so far (Keras's optimizer.iterations)
+        self.slots: list[dict[str, np.ndarray]] | None = None
+
+    def apply(self, params: list[np.ndarray], grads: list[np.ndarray]) -> None:
+        """One update of every parameter, in place."""
+        if len(params) != len(grads):
+            raise ValueError(f"{type(self).__name__}: got {len(params)} parameters but {len(grads)} gradients")
+        if self.slots is None:
+            self.slots = [self.create_slots(p) for p in params]
+        if len(self.slots) != len(params) or any(
+                s and next(iter(s.values())).shape != p.shape for s, p in zip(self.slots, params)):
+            raise ValueError(f"{type(self).__name__}: the parameters changed since the first step; "
+                             "use a new optimizer for a new model")
+        for param, grad, slots in zip(params, grads, self.slots):
+            if grad.shape != param.shape:
+                raise ValueError(f"{type(self).__name__}: gradient shape {grad.shape} != parameter shape {param.shape}")
+            self.update(param, grad, slots)
+        self.iterations += 1
+
+    def create_slots(self, param: np.ndarray) -> dict[str, np.ndarray]:
+        return {}
+
+    def update(self, param, grad, slots) -> None:
+        raise NotImplementedError
+
+    def get_config(self) -> dict:
+        return {"learning_rate": self.learning_rate}
+
+
+class SGD(Optimizer):
+    """Stochastic gradient descent, Keras 3's rule.
+
+    Without momentum: ``w ← w − lr·g``. With momentum μ the velocity ``m`` (starting at 0) is::
+
+        m ← μ·m − lr·g
+        w ← w + m                      (classical)
+        w ← w + μ·m − lr·g             (Nesterov: look ahead along the new velocity)
+    """
+
+    def __init__(self, learning_rate=0.01, momentum=0.0, nesterov=False):
+        super().__init__(learning_rate)
+        if not 0.0 <= momentum < 1.0:
+            raise ValueError(f"SGD: momentum must be in [0, 1), got {momentum!r}")
+        self.momentum = float(momentum)
+        self.nesterov = bool(nesterov)
+
+    def create_slots(self, param):
+        return {"velocity": np.zeros_like(param)} if self.momentum else {}
+
+    def update(self, param, grad, slots):
+        lr = param.dtype.type(self.learning_rate)
+        if not self.momentum:
+            param -= lr * grad
+            return
+        mu = param.dtype.type(self.momentum)
+        m = slots["velocity"]
+        m[...] = -grad * lr + m * mu
+        if self.nesterov:
+            param += -grad * lr + m * mu
+        else:
+            param += m
+
+    def get_config(self):
+        return {"learning_rate": self.learning_rate, "momentum": self.momentum, "nesterov": self.nesterov}
+
+
+class Adam(Optimizer):
+    """Adam, in Keras's form. At step ``t`` (1, 2, ...)::
+
+        alpha = lr · sqrt(1 − β2^t) / (1 − β1^t)      bias corrections folded into the step size
+        m ← m + (g − m)·(1 − β1)                      running mean of gradients
+        v ← v + (g² − v)·(1 − β2)                     running mean of squared gradients
+        w ← w − alpha · m / (sqrt(v) + ε)
+
+    Note where ε sits: added to ``sqrt(v)`` of the *uncorrected* v, with ε = 1e-7. The textbook
+    (Kingma & Ba) adds ε = 1e-8 to ``sqrt(v̂)`` of the bias-corrected v̂; the two differ early in
+    training when v is small.
+    """
+
+    def __init__(self, learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-7):
+        super().__init__(learning_rate)
+        for what, value in (("beta_1", beta_1), ("beta_2", beta_2)):
+            if not 0.0 <= value < 1.0:
+                raise ValueError(f"Adam: {what} must be in [0, 1), got {value!r}")
+        if not epsilon > 0:
+            raise ValueError(f"Adam: epsilon must be positive, got {epsilon!r}")
+        self.beta_1, self.beta_2, self.epsilon = float(beta_1), float(beta_2), float(epsilon)
+
+    def create_slots(self, param):
+        return {"m": np.zeros_like(param), "v": np.zeros_like(param)}
+
+    def update(self, param, grad, slots):
+        t = self.iterations + 1
+        f = param.dtype.type
+        alpha = f(self.learning_rate) * np.sqrt(1 - f(self.beta_2) ** t) / (1 - f(self.beta_1) ** t)
+        m, v = slots["m"], slots["v"]
+        m += (grad - m) * f(1 - self.beta_1)
+        v += (grad * grad - v) * f(1 - self.beta_2)
+        param -= (m * alpha) / (np.sqrt(v) + f(self.epsilon))
+
+    def get_config(self):
+        return {"learning_rate": self.learning_rate, "beta_1": self.beta_1, "beta_2": self.beta_2,
+                "epsilon": self.epsilon}
+
+
+_BY_NAME = {"sgd": SGD, "adam": Adam}
+
+
+def get(optimizer) -> Optimizer:
+    """An optimizer from a Keras-style name (``"adam"``, ``"sgd"``), or the object itself."""
+    if isinstance(optimizer, Optimizer):
+        return optimizer
+    if isinstance(optimizer, str) and optimizer.lower() in _BY_NAME:
+        return _BY_NAME[optimizer.lower()]()
+    raise ValueError(f"unknown optimizer {optimizer!r}; expected an Optimizer or one of {sorted(_BY_NAME)}")

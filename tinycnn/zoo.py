@@ -1,0 +1,42 @@
+"""Ready-made architectures used by the CLI, the tests, the tutorials and the benchmarks."""
+
+from __future__ import annotations
+
+from .layers import Conv2D, Dense, Flatten, MaxPooling2D
+from .model import Sequential
+
+
+def seed_model(n_classes: int, input_shape=(28, 28, 1), seed=None, dtype="float32") -> Sequential:
+    """The model as a user would first write it in Keras::
+
+        Conv2D(32, (3, 3), relu) → MaxPooling2D((2, 2)) → Flatten → Dense(128, relu) → Dense(n, softmax)
+
+    Compile it with ``"adam"`` and ``"sparse_categorical_crossentropy"``.
+    """
+    return Sequential([
+        Conv2D(32, (3, 3), activation="relu"),
+        MaxPooling2D((2, 2)),
+        Flatten(),
+        Dense(128, activation="relu"),
+        Dense(n_classes, activation="softmax"),
+    ], input_shape=input_shape, seed=seed, dtype=dtype)
+
+
+def deeper_model(n_classes: int, input_shape=(28, 28, 1), seed=None, dtype="float32") -> Sequential:
+    """Two convolution blocks::
+
+        Conv2D(32,3,same,relu) → MaxPool → Conv2D(64,3,same,relu) → MaxPool → Flatten
+        → Dense(128,relu) → Dense(n, softmax)
+    """
+    return Sequential([
+        Conv2D(32, 3, padding="same", activation="relu"),
+        MaxPooling2D(2),
+        Conv2D(64, 3, padding="same", activation="relu"),
+        MaxPooling2D(2),
+        Flatten(),
+        Dense(128, activation="relu"),
+        Dense(n_classes, activation="softmax"),
+    ], input_shape=input_shape, seed=seed, dtype=dtype)
+
+
+MODELS = {"seed": seed_model, "deeper": deeper_model}
