@@ -1,0 +1,696 @@
+"""The twelve 2D MedMNIST datasets at 28×28: what they are, where to find them, how to load them.
+
+MedMNIST (Yang et al., *Scientific Data* 2023) is a collection of small medical images in the
+spirit of MNIST. Each dataset is one ``.npz`` file (a zip of NumPy arrays) with six arrays::
+
+    train_images, train_labels, val_images, val_labels, test_images, test_labels
+
+Images are ``uint8``, shaped ``(N, 28, 28)`` (grey) or ``(N, 28, 28, 3)`` (RGB). Labels are
+``uint8``, shaped ``(N, 1)`` (one class id per image) or, for the multi-label ChestMNIST,
+``(N, 14)`` (one 0/1 flag per disease).
+
+Typical use::
+
+    from tinycnn.datasets import load
+    data = load("pneumoniamnist")
+    images, labels = data.train          # raw uint8 arrays
+    print(data.info.labels)              # ('normal', 'pneumonia')
+
+Every fact in :data:`INFO` (URLs, MD5 sums, sample counts, label names, tasks) is taken from the
+official ``medmnist`` package, version 3.0.2 (``medmnist/info.py``), so a file downloaded here is
+the same file that package would download.
+"""
+
+import hashlib
+import http.client
+import os
+import tempfile
+import types
+import urllib.error
+import urllib.request
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO, NamedTuple
+
+import numpy as np
+from tqdm import tqdm
+
+__all__ = [
+    "DatasetInfo",
+    "DownloadError",
+    "INFO",
+    "MedMNIST",
+    "SPLITS",
+    "Split",
+    "TASKS",
+    "default_root",
+    "download",
+    "file_md5",
+    "get_info",
+    "load",
+    "load_file",
+    "search_folders",
+]
+
+#: The environment variable that names a folder holding MedMNIST files.
+DATA_ENV_VAR = "TINYCNN_DATA"
+
+#: The three splits of every dataset, in order.
+SPLITS = ("train", "val", "test")
+
+#: The task strings used by the official package.
+TASKS = ("binary-class", "multi-class", "multi-label, binary-class", "ordinal-regression")
+
+#: Height and width of every image at the resolution this module handles.
+IMAGE_SIZE = 28
+
+
+class DownloadError(OSError):
+    """A dataset file could not be downloaded (or arrived damaged). Nothing was left on disk."""
+
+
+@dataclass(frozen=True)
+class DatasetInfo:
+    """Facts about one MedMNIST dataset, as the official package records them.
+
+    Attributes:
+        name: the file's stem, e.g. ``"pneumoniamnist"``.
+        python_class: the class name in the official package, e.g. ``"PneumoniaMNIST"``.
+        description: one short sentence (ours, shorter than the official text).
+        task: one of :data:`TASKS`.
+        n_channels: 1 for grey images, 3 for RGB.
+        labels: the label names; ``labels[i]`` is the name of class (or flag) ``i``.
+        n_samples: official image counts, ``{"train": ..., "val": ..., "test": ...}``.
+        url: where the official file can be downloaded.
+        md5: the official file's MD5 digest (32 lower-case hex digits).
+        license: the data licence.
+    """
+
+    name: str
+    python_class: str
+    description: str
+    task: str
+    n_channels: int
+    labels: tuple[str, ...]
+    n_samples: Mapping[str, int]
+    url: str
+    md5: str
+    license: str = "CC BY 4.0"
+
+    def __post_init__(self) -> None:
+        # A read-only view, so that nobody changes the shared registry by accident.
+        object.__setattr__(self, "n_samples", types.MappingProxyType(dict(self.n_samples)))
+
+    @property
+    def n_classes(self) -> int:
+        """The number of classes (single-label tasks) or of 0/1 flags (multi-label)."""
+        return len(self.labels)
+
+    @property
+    def is_multilabel(self) -> bool:
+        """True when an image can carry several labels at once (ChestMNIST)."""
+        return self.task.startswith("multi-label")
+
+    @property
+    def filename(self) -> str:
+        """The file's name, e.g. ``"pneumoniamnist.npz"``."""
+        return f"{self.name}.npz"
+
+
+_ORGAN_LABELS = (
+    "bladder",
+    "femur-left",
+    "femur-right",
+    "heart",
+    "kidney-left",
+    "kidney-right",
+    "liver",
+    "lung-left",
+    "lung-right",
+    "pancreas",
+    "spleen",
+)
+
+_ALL_INFO = (
+    DatasetInfo(
+        name="pathmnist",
+        python_class="PathMNIST",
+        description="Colorectal cancer histology patches (H&E stain), 9 tissue types.",
+        task="multi-class",
+        n_channels=3,
+        labels=(
+            "adipose",
+            "background",
+            "debris",
+            "lymphocytes",
+            "mucus",
+            "smooth muscle",
+            "normal colon mucosa",
+            "cancer-associated stroma",
+            "colorectal adenocarcinoma epithelium",
+        ),
+        n_samples={"train": 89996, "val": 10004, "test": 7180},
+        url="https://zenodo.org/records/10519652/files/pathmnist.npz?download=1",
+        md5="a8b06965200029087d5bd730944a56c1",
+    ),
+    DatasetInfo(
+        name="chestmnist",
+        python_class="ChestMNIST",
+        description="Frontal chest X-rays (NIH ChestX-ray14), 14 disease flags per image.",
+        task="multi-label, binary-class",
+        n_channels=1,
+        labels=(
+            "atelectasis",
+            "cardiomegaly",
+            "effusion",
+            "infiltration",
+            "mass",
+            "nodule",
+            "pneumonia",
+            "pneumothorax",
+            "consolidation",
+            "edema",
+            "emphysema",
+            "fibrosis",
+            "pleural",
+            "hernia",
+        ),
+        n_samples={"train": 78468, "val": 11219, "test": 22433},
+        url="https://zenodo.org/records/10519652/files/chestmnist.npz?download=1",
+        md5="02c8a6516a18b556561a56cbdd36c4a8",
+    ),
+    DatasetInfo(
+        name="dermamnist",
+        python_class="DermaMNIST",
+        description="Dermatoscopic images of pigmented skin lesions (HAM10000), 7 diagnoses.",
+        task="multi-class",
+        n_channels=3,
+        labels=(
+            "actinic keratoses and intraepithelial carcinoma",
+            "basal cell carcinoma",
+            "benign keratosis-like lesions",
+            "dermatofibroma",
+            "melanoma",
+            "melanocytic nevi",
+            "vascular lesions",
+        ),
+        n_samples={"train": 7007, "val": 1003, "test": 2005},
+        url="https://zenodo.org/records/10519652/files/dermamnist.npz?download=1",
+        md5="0744692d530f8e62ec473284d019b0c7",
+        license="CC BY-NC 4.0",
+    ),
+    DatasetInfo(
+        name="octmnist",
+        python_class="OCTMNIST",
+        description="Retinal optical coherence tomography (OCT) scans, 4 diagnoses.",
+        task="multi-class",
+        n_channels=1,
+        labels=(
+            "choroidal neovascularization",
+            "diabetic macular edema",
+            "drusen",
+            "normal",
+        ),
+        n_samples={"train": 97477, "val": 10832, "test": 1000},
+        url="https://zenodo.org/records/10519652/files/octmnist.npz?download=1",
+        md5="c68d92d5b585d8d81f7112f81e2d0842",
+    ),
+    DatasetInfo(
+        name="pneumoniamnist",
+        python_class="PneumoniaMNIST",
+        description="Paediatric chest X-rays, pneumonia against normal.",
+        task="binary-class",
+        n_channels=1,
+        labels=("normal", "pneumonia"),
+        n_samples={"train": 4708, "val": 524, "test": 624},
+        url="https://zenodo.org/records/10519652/files/pneumoniamnist.npz?download=1",
+        md5="28209eda62fecd6e6a2d98b1501bb15f",
+    ),
+    DatasetInfo(
+        name="retinamnist",
+        python_class="RetinaMNIST",
+        description="Retina fundus images (DeepDRiD), diabetic retinopathy graded 0 to 4.",
+        task="ordinal-regression",
+        n_channels=3,
+        labels=("0", "1", "2", "3", "4"),
+        n_samples={"train": 1080, "val": 120, "test": 400},
+        url="https://zenodo.org/records/10519652/files/retinamnist.npz?download=1",
+        md5="bd4c0672f1bba3e3a89f0e4e876791e4",
+    ),
+    DatasetInfo(
+        name="breastmnist",
+        python_class="BreastMNIST",
+        description="Breast ultrasound images, malignant against normal or benign.",
+        task="binary-class",
+        n_channels=1,
+        labels=("malignant", "normal, benign"),
+        n_samples={"train": 546, "val": 78, "test": 156},
+        url="https://zenodo.org/records/10519652/files/breastmnist.npz?download=1",
+        md5="750601b1f35ba3300ea97c75c52ff8f6",
+    ),
+    DatasetInfo(
+        name="bloodmnist",
+        python_class="BloodMNIST",
+        description="Microscope images of normal blood cells, 8 cell types.",
+        task="multi-class",
+        n_channels=3,
+        labels=(
+            "basophil",
+            "eosinophil",
+            "erythroblast",
+            "immature granulocytes(myelocytes, metamyelocytes and promyelocytes)",
+            "lymphocyte",
+            "monocyte",
+            "neutrophil",
+            "platelet",
+        ),
+        n_samples={"train": 11959, "val": 1712, "test": 3421},
+        url="https://zenodo.org/records/10519652/files/bloodmnist.npz?download=1",
+        md5="7053d0359d879ad8a5505303e11de1dc",
+    ),
+    DatasetInfo(
+        name="tissuemnist",
+        python_class="TissueMNIST",
+        description="Human kidney cortex cells (BBBC051), 8 cell types.",
+        task="multi-class",
+        n_channels=1,
+        labels=(
+            "Collecting Duct, Connecting Tubule",
+            "Distal Convoluted Tubule",
+            "Glomerular endothelial cells",
+            "Interstitial endothelial cells",
+            "Leukocytes",
+            "Podocytes",
+            "Proximal Tubule Segments",
+            "Thick Ascending Limb",
+        ),
+        n_samples={"train": 165466, "val": 23640, "test": 47280},
+        url="https://zenodo.org/records/10519652/files/tissuemnist.npz?download=1",
+        md5="ebe78ee8b05294063de985d821c1c34b",
+    ),
+    DatasetInfo(
+        name="organamnist",
+        python_class="OrganAMNIST",
+        description="Abdominal CT, axial slices, 11 organs.",
+        task="multi-class",
+        n_channels=1,
+        labels=_ORGAN_LABELS,
+        n_samples={"train": 34561, "val": 6491, "test": 17778},
+        url="https://zenodo.org/records/10519652/files/organamnist.npz?download=1",
+        md5="68e3f8846a6bd62f0c9bf841c0d9eacc",
+    ),
+    DatasetInfo(
+        name="organcmnist",
+        python_class="OrganCMNIST",
+        description="Abdominal CT, coronal slices, 11 organs.",
+        task="multi-class",
+        n_channels=1,
+        labels=_ORGAN_LABELS,
+        n_samples={"train": 12975, "val": 2392, "test": 8216},
+        url="https://zenodo.org/records/10519652/files/organcmnist.npz?download=1",
+        md5="b9ceb9546e10131b32923c5bbeaea2b1",
+    ),
+    DatasetInfo(
+        name="organsmnist",
+        python_class="OrganSMNIST",
+        description="Abdominal CT, sagittal slices, 11 organs.",
+        task="multi-class",
+        n_channels=1,
+        labels=_ORGAN_LABELS,
+        n_samples={"train": 13932, "val": 2452, "test": 8827},
+        url="https://zenodo.org/records/10519652/files/organsmnist.npz?download=1",
+        md5="9ab87b696fb54e2a387ebe992d6ed5f1",
+    ),
+)
+
+#: Registry of the twelve 2D datasets: name -> :class:`DatasetInfo`.
+INFO: dict[str, DatasetInfo] = {info.name: info for info in _ALL_INFO}
+
+
+def get_info(name: str) -> DatasetInfo:
+    """Return the registry entry for ``name`` (case does not matter).
+
+    Raises:
+        ValueError: if ``name`` is not one of the twelve 2D datasets.
+    """
+    key = name.lower()
+    if key not in INFO:
+        known = ", ".join(INFO)
+        raise ValueError(f"unknown MedMNIST dataset {name!r}; known 2D datasets: {known}")
+    return INFO[key]
+
+
+# ---------------------------------------------------------------------------------------------
+# Where the files live
+# ---------------------------------------------------------------------------------------------
+
+
+def default_root() -> Path:
+    """The official package's folder, ``~/.medmnist`` (read from ``$HOME`` at every call)."""
+    return Path.home() / ".medmnist"
+
+
+def search_folders(root: str | os.PathLike | None = None) -> list[Path]:
+    """The folders :func:`load` looks in, in order.
+
+    1. ``root``, if given;
+    2. ``$TINYCNN_DATA``, if set and not empty;
+    3. :func:`default_root` (``~/.medmnist``, where the official package keeps its files).
+
+    The first folder of the list is also where :func:`load` downloads a missing file.
+    """
+    folders = []
+    if root is not None:
+        folders.append(Path(root).expanduser())
+    env_folder = os.environ.get(DATA_ENV_VAR, "")
+    if env_folder:
+        folders.append(Path(env_folder).expanduser())
+    folders.append(default_root())
+    return folders
+
+
+# ---------------------------------------------------------------------------------------------
+# Downloading
+# ---------------------------------------------------------------------------------------------
+
+_CHUNK_SIZE = 64 * 1024
+
+
+def file_md5(path: str | os.PathLike) -> str:
+    """The MD5 digest of a file, as 32 lower-case hex digits (what ``md5sum`` prints)."""
+    digest = hashlib.md5()
+    with open(path, "rb") as file:
+        for chunk in iter(lambda: file.read(_CHUNK_SIZE), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _by_hand(filename: str, url: str, folder: Path) -> str:
+    """The sentence every download error ends with: how to get the file without us."""
+    return f"Download {url} by hand and save it as {folder / filename}."
+
+
+def _content_length(response: http.client.HTTPResponse) -> int | None:
+    """The size the server announced, or None when it announced none (or nonsense)."""
+    value = response.headers.get("Content-Length")
+    if value is None or not value.strip().isdigit():
+        return None
+    return int(value)
+
+
+def _stream_to_file(
+    url: str, out: BinaryIO, filename: str, folder: Path, timeout: float, progress: bool
+) -> str:
+    """Copy ``url`` into the open file ``out``; return the MD5 digest of what was written.
+
+    Network problems become :class:`DownloadError`. Other exceptions (and Ctrl-C) pass through.
+    """
+    digest = hashlib.md5()
+    received = 0
+    try:
+        # ``timeout`` applies to connecting and to every single read from the socket.
+        with urllib.request.urlopen(url, timeout=timeout) as response:
+            expected = _content_length(response)
+            with tqdm(
+                total=expected,
+                desc=filename,
+                unit="B",
+                unit_scale=True,
+                unit_divisor=1024,
+                disable=not progress,
+            ) as bar:
+                while True:
+                    chunk = response.read(_CHUNK_SIZE)
+                    if not chunk:
+                        break
+                    out.write(chunk)
+                    digest.update(chunk)
+                    received += len(chunk)
+                    bar.update(len(chunk))
+    except urllib.error.HTTPError as error:
+        raise DownloadError(
+            f"could not download {filename} from {url}: the server answered HTTP {error.code} "
+            f"({error.reason}). {_by_hand(filename, url, folder)}"
+        ) from error
+    except (OSError, http.client.HTTPException) as error:
+        # URLError (no server, bad host), TimeoutError, ConnectionResetError, IncompleteRead...
+        raise DownloadError(
+            f"could not download {filename} from {url}: {error!r}. "
+            f"{_by_hand(filename, url, folder)}"
+        ) from error
+
+    # A connection that closes early looks like a normal end of file to ``read``; only the
+    # announced length tells them apart.
+    if expected is not None and received != expected:
+        raise DownloadError(
+            f"could not download {filename} from {url}: the connection closed after "
+            f"{received} of {expected} bytes. {_by_hand(filename, url, folder)}"
+        )
+    return digest.hexdigest()
+
+
+def download(
+    name: str,
+    folder: str | os.PathLike,
+    url: str | None = None,
+    md5: str | None = None,
+    progress: bool = True,
+    timeout: float = 30.0,
+) -> Path:
+    """Download ``<name>.npz`` into ``folder``, check its MD5 digest, and return its path.
+
+    The file is first written to a temporary file in ``folder`` and renamed to its final name
+    only once it is complete and its digest is right, so a half-downloaded file can never be
+    mistaken for a good one. If anything goes wrong (HTTP error, connection lost, timeout, wrong
+    digest, Ctrl-C) the temporary file is deleted and an existing ``<name>.npz`` is left as it
+    was.
+
+    Args:
+        name: a dataset name from :data:`INFO`.
+        folder: where to put the file; created if missing.
+        url: where to fetch it; defaults to the registry's official URL.
+        md5: the expected digest; defaults to the registry's.
+        progress: show a tqdm progress bar on stderr.
+        timeout: seconds to wait for the server to connect or to send more data.
+
+    Raises:
+        DownloadError: the download failed; the message names the file, the URL and the folder
+            to put a hand-downloaded copy in.
+        KeyboardInterrupt: passed on unchanged (after cleaning up), so Ctrl-C still stops the
+            program.
+    """
+    info = get_info(name)
+    url = info.url if url is None else url
+    md5 = (info.md5 if md5 is None else md5).lower()
+    folder = Path(folder).expanduser()
+    final_path = folder / info.filename
+
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        temporary = tempfile.NamedTemporaryFile(
+            dir=folder, prefix=f".{info.filename}.", suffix=".part", delete=False
+        )
+    except OSError as error:
+        raise DownloadError(
+            f"could not create a file in {folder} to download {info.filename} into: {error}. "
+            f"{_by_hand(info.filename, url, folder)}"
+        ) from error
+
+    temporary_path = Path(temporary.name)
+    try:
+        with temporary:
+            actual_md5 = _stream_to_file(url, temporary, info.filename, folder, timeout, progress)
+        if actual_md5 != md5:
+            raise DownloadError(
+                f"downloaded {info.filename} from {url}, but its MD5 digest is wrong: "
+                f"expected {md5}, got {actual_md5}. {_by_hand(info.filename, url, folder)}"
+            )
+        # Temporary files are private to their owner (mode 0600); a data file need not be.
+        os.chmod(temporary_path, 0o644)
+        os.replace(temporary_path, final_path)
+    except BaseException:
+        # BaseException, not Exception: Ctrl-C must not leave a partial file behind either.
+        temporary_path.unlink(missing_ok=True)
+        raise
+    return final_path
+
+
+# ---------------------------------------------------------------------------------------------
+# Loading and checking
+# ---------------------------------------------------------------------------------------------
+
+
+class Split(NamedTuple):
+    """One split of a dataset: raw ``uint8`` images and labels, as stored in the file."""
+
+    images: np.ndarray
+    labels: np.ndarray
+
+
+@dataclass
+class MedMNIST:
+    """A loaded MedMNIST dataset: its registry entry, its file, and its three splits."""
+
+    info: DatasetInfo
+    path: Path
+    train: Split
+    val: Split
+    test: Split
+
+    @property
+    def n_samples(self) -> dict[str, int]:
+        """The image counts found in the file (compare with ``info.n_samples``)."""
+        return {split: len(getattr(self, split).images) for split in SPLITS}
+
+    def __repr__(self) -> str:
+        counts = ", ".join(f"{split}={n}" for split, n in self.n_samples.items())
+        return f"MedMNIST({self.info.name!r}, {counts}, path='{self.path}')"
+
+
+_REQUIRED_KEYS = tuple(f"{split}_{part}" for split in SPLITS for part in ("images", "labels"))
+
+
+def _read_npz(path: Path) -> dict[str, np.ndarray]:
+    """Read the six required arrays from an ``.npz`` file into memory.
+
+    Raises ValueError (naming the file) for anything that is not a readable ``.npz`` file with
+    the six keys. Pickled (object) arrays are refused: a data file must not run code.
+    """
+    # Opening the file can fail for reasons of the system (no such file, no permission): those
+    # errors pass through as they are. Past this point, any error comes from the file's content.
+    with open(path, "rb") as file:
+        # A damaged file can make zipfile and numpy raise many kinds of exception (BadZipFile,
+        # EOFError, zlib.error, ValueError, ...). They all mean the same thing to the caller, so
+        # they all become one ValueError that names the file.
+        try:
+            loaded = np.load(file, allow_pickle=False)
+        except Exception as error:
+            raise ValueError(f"{path}: not a valid .npz file ({error!r})") from error
+        if isinstance(loaded, np.ndarray):
+            raise ValueError(
+                f"{path}: expected an .npz archive of arrays, found a single .npy array"
+            )
+
+        arrays = {}
+        with loaded as archive:
+            missing = [key for key in _REQUIRED_KEYS if key not in archive.files]
+            if missing:
+                raise ValueError(
+                    f"{path}: missing key(s) {', '.join(missing)}; expected keys "
+                    f"{', '.join(_REQUIRED_KEYS)}, found {', '.join(archive.files) or 'none'}"
+                )
+            for key in _REQUIRED_KEYS:
+                try:
+                    arrays[key] = archive[key]
+                except Exception as error:
+                    raise ValueError(
+                        f"{path}: key {key!r} could not be read, the file is damaged ({error!r})"
+                    ) from error
+    return arrays
+
+
+def _check_split(
+    path: Path, info: DatasetInfo, split: str, images: np.ndarray, labels: np.ndarray
+) -> None:
+    """Raise ValueError (naming file, key, expected and actual) if a split looks wrong."""
+    images_key, labels_key = f"{split}_images", f"{split}_labels"
+
+    if images.dtype != np.uint8:
+        raise ValueError(f"{path}: key {images_key!r}: expected dtype uint8, got {images.dtype}")
+    if info.n_channels == 1:
+        expected_image_shape, kind = (IMAGE_SIZE, IMAGE_SIZE), "grey"
+    else:
+        expected_image_shape, kind = (IMAGE_SIZE, IMAGE_SIZE, info.n_channels), "RGB"
+    if images.ndim != 1 + len(expected_image_shape) or images.shape[1:] != expected_image_shape:
+        shape_text = ", ".join(str(size) for size in expected_image_shape)
+        raise ValueError(
+            f"{path}: key {images_key!r}: expected shape (N, {shape_text}) ({kind} images, as "
+            f"{info.name} has {info.n_channels} channel(s)), got {images.shape}"
+        )
+
+    n_images = images.shape[0]
+    n_columns = info.n_classes if info.is_multilabel else 1
+    if not np.issubdtype(labels.dtype, np.integer):
+        raise ValueError(
+            f"{path}: key {labels_key!r}: expected an integer dtype (uint8), got {labels.dtype}"
+        )
+    if labels.shape != (n_images, n_columns):
+        raise ValueError(
+            f"{path}: key {labels_key!r}: expected shape ({n_images}, {n_columns}) "
+            f"(one row per image in {images_key!r}), got {labels.shape}"
+        )
+
+    if labels.size > 0:
+        high = 2 if info.is_multilabel else info.n_classes
+        lowest, highest = int(labels.min()), int(labels.max())
+        if lowest < 0 or highest >= high:
+            raise ValueError(
+                f"{path}: key {labels_key!r}: expected label values in [0, {high}) "
+                f"({info.task}, {info.n_classes} labels), found values from {lowest} to {highest}"
+            )
+
+
+def load_file(path: str | os.PathLike, name: str) -> MedMNIST:
+    """Load and check one ``.npz`` file, taking the dataset's facts from ``INFO[name]``.
+
+    Checks: the six keys are there; images are ``uint8`` with shape ``(N, 28, 28)`` (grey) or
+    ``(N, 28, 28, 3)`` (RGB) as the registry's ``n_channels`` says; labels are integers with shape
+    ``(N, 1)`` (or ``(N, n_classes)`` for multi-label) and values in ``[0, n_classes)`` (0/1 for
+    multi-label). Counts are *not* required to equal the official ones (small test files are
+    fine); compare ``result.n_samples`` with ``result.info.n_samples`` if that matters.
+
+    Raises:
+        FileNotFoundError: there is no file at ``path``.
+        ValueError: anything else is wrong; the message names the file, the key, and what was
+            expected and found.
+    """
+    info = get_info(name)
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no MedMNIST file at {path}")
+
+    arrays = _read_npz(path)
+    splits = {}
+    for split in SPLITS:
+        images, labels = arrays[f"{split}_images"], arrays[f"{split}_labels"]
+        _check_split(path, info, split, images, labels)
+        splits[split] = Split(images=images, labels=labels)
+    return MedMNIST(info=info, path=path, **splits)
+
+
+def load(name: str, root: str | os.PathLike | None = None, download: bool = True) -> MedMNIST:
+    """Find (or download) ``<name>.npz``, check it, and return its three splits.
+
+    The file is looked for in the folders of :func:`search_folders`: ``root`` (if given), then
+    ``$TINYCNN_DATA``, then ``~/.medmnist``. If none has it and ``download`` is true, it is
+    downloaded into the first of those folders (see :func:`download`).
+
+    Raises:
+        FileNotFoundError: the file is nowhere and ``download`` is false; the message lists the
+            folders searched and the URL to fetch the file from.
+        DownloadError: the download failed.
+        ValueError: the file is damaged or not what the registry describes.
+    """
+    info = get_info(name)
+    folders = search_folders(root)
+    for folder in folders:
+        candidate = folder / info.filename
+        if candidate.is_file():
+            return load_file(candidate, info.name)
+
+    if not download:
+        searched = ", ".join(str(folder) for folder in folders)
+        raise FileNotFoundError(
+            f"{info.filename} was not found in any of these folders: {searched}. "
+            f"Download it from {info.url} and put it in {folders[0]}, "
+            f"or call load({info.name!r}, download=True)."
+        )
+    # Inside this function ``download`` is the argument (a bool), not the function below.
+    path = _download_function(info.name, folders[0])
+    return load_file(path, info.name)
+
+
+def _download_function(name: str, folder: Path) -> Path:
+    """Call :func:`download` (kept separate because :func:`load` has an argument of that name)."""
+    return download(name, folder)
