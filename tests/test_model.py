@@ -257,3 +257,33 @@ def test_set_weights_round_trip_and_astype():
     np.testing.assert_allclose(a.predict(x), b.predict(x), rtol=1e-5)
     with pytest.raises(ValueError, match="has shape"):
         b.set_weights([w.T for w in a.get_weights()])
+
+
+def test_callbacks_extend_the_history_and_can_stop_training():
+    x, y = small_problem()
+    model = fresh()
+    seen = []
+
+    def callback(model, epoch, logs):
+        seen.append((epoch, sorted(logs)))
+        logs["val_auc"] = 0.5 + epoch / 10
+        if epoch == 2:
+            model.stop_training = True
+
+    history = model.fit(x, y, epochs=5, batch_size=16, verbose=0, callbacks=[callback])
+    assert seen == [(1, ["accuracy", "loss"]), (2, ["accuracy", "loss"])]
+    assert history["val_auc"] == [0.6, 0.7] and len(history["loss"]) == 2
+
+
+def test_augment_sees_every_training_batch_with_the_model_rng():
+    x, y = small_problem()
+    model = fresh()
+    sizes = []
+
+    def augment(batch, rng):
+        assert rng is model.rng
+        sizes.append(len(batch))
+        return batch[:, ::-1]            # something visible: flip upside down
+
+    model.fit(x, y, epochs=1, batch_size=32, verbose=0, augment=augment)
+    assert sizes == [32, 32, 6]

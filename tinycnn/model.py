@@ -53,6 +53,8 @@ class Sequential:
         self.input_shape: tuple[int, ...] | None = None
         self.optimizer = None
         self.loss = None
+        self.metadata: dict = {}        # free-form JSON saved with the model (dataset, labels, ...)
+        self.stop_training = False      # a callback may set this to end fit() after the epoch
         for layer in layers or []:
             self.add(layer)
         if input_shape is not None:
@@ -259,12 +261,19 @@ class Sequential:
         self.optimizer.apply(self.params, self.grads)
         return {"loss": loss, "accuracy": accuracy}
 
-    def fit(self, x, y, epochs=1, batch_size=32, validation_data=None, shuffle=True, verbose=1) -> dict:
+    def fit(self, x, y, epochs=1, batch_size=32, validation_data=None, shuffle=True, verbose=1,
+            callbacks=(), augment=None) -> dict:
         """Train for ``epochs`` passes over ``(x, y)`` in mini-batches.
 
         Returns the history: ``{"loss": [...], "accuracy": [...]}`` per epoch, plus
         ``"val_loss"`` and ``"val_accuracy"`` with ``validation_data=(x_val, y_val)``.
+
         ``verbose``: 0 silent, 1 a progress bar per epoch, 2 one line per epoch.
+        ``callbacks``: functions ``callback(model, epoch, logs)`` called after each epoch
+        (``epoch`` counts from 1); they may add entries to ``logs`` (e.g. ``"val_auc"``), which
+        join the history and the progress bar, and may set ``model.stop_training = True``.
+        ``augment``: a function ``augment(x_batch, rng) -> x_batch`` applied to every training
+        batch (e.g. random shifts), with the model's random generator.
         """
         self._require_compiled()
         _check_positive_int(epochs, "epochs")
@@ -275,6 +284,7 @@ class Sequential:
             raise ValueError(f"{self.name}: x has {x.shape[0]} samples but y has {y.shape[0]}")
         n = x.shape[0]
         history: dict[str, list[float]] = {"loss": [], "accuracy": []}
+        self.stop_training = False
         for epoch in range(1, epochs + 1):
             order = self.rng.permutation(n) if shuffle else np.arange(n)
             total_loss = total_acc = 0.0
@@ -282,8 +292,9 @@ class Sequential:
                        leave=True, dynamic_ncols=True)
             for step, start in enumerate(range(0, n, batch_size), start=1):
                 idx = order[start:start + batch_size]
+                x_batch = x[idx] if augment is None else augment(x[idx], self.rng)
                 try:
-                    stats = self.train_on_batch(x[idx], y[idx])
+                    stats = self.train_on_batch(x_batch, y[idx])
                 except FloatingPointError as err:
                     bar.close()
                     raise FloatingPointError(f"epoch {epoch}, step {step}: {err}") from None
@@ -292,18 +303,27 @@ class Sequential:
                 seen = min(start + batch_size, n)
                 bar.update(len(idx))
                 bar.set_postfix(loss=f"{total_loss / seen:.4f}", acc=f"{total_acc / seen:.4f}", refresh=False)
-            history["loss"].append(total_loss / n)
-            history["accuracy"].append(total_acc / n)
+            logs = {"loss": total_loss / n, "accuracy": total_acc / n}
             if validation_data is not None:
                 val = self.evaluate(*validation_data, batch_size=max(batch_size, 256))
-                history.setdefault("val_loss", []).append(val["loss"])
-                history.setdefault("val_accuracy", []).append(val["accuracy"])
-                bar.set_postfix(loss=f"{history['loss'][-1]:.4f}", acc=f"{history['accuracy'][-1]:.4f}",
-                                val_loss=f"{val['loss']:.4f}", val_acc=f"{val['accuracy']:.4f}", refresh=False)
+                logs.update(val_loss=val["loss"], val_accuracy=val["accuracy"])
+            for callback in callbacks:
+                callback(self, epoch, logs)
+            for key, value in logs.items():
+                history.setdefault(key, []).append(value)
+            bar.set_postfix({key: f"{value:.4f}" for key, value in logs.items()}, refresh=True)
             bar.close()
             if verbose == 2:
-                print(f"Epoch {epoch}/{epochs} - " + " - ".join(f"{k}: {v[-1]:.4f}" for k, v in history.items()))
+                print(f"Epoch {epoch}/{epochs} - " + " - ".join(f"{k}: {v:.4f}" for k, v in logs.items()))
+            if self.stop_training:
+                break
         return history
+
+    def save(self, path, include_optimizer: bool = True):
+        """Save architecture, weights, compile settings and ``metadata`` to one ``.npz`` file
+        (atomically, no pickle); see :mod:`tinycnn.io`. Load it with ``tinycnn.load_model``."""
+        from .io import save_model
+        return save_model(self, path, include_optimizer=include_optimizer)
 
     def evaluate(self, x, y, batch_size=256) -> dict:
         """Mean loss and accuracy over ``(x, y)``: ``{"loss": ..., "accuracy": ...}``."""

@@ -1,0 +1,231 @@
+"""Saving and loading models: one ``.npz`` file, a JSON architecture plus plain arrays, no pickle.
+
+Layout of the file (a zip of ``.npy`` arrays, readable by ``numpy.load(..., allow_pickle=False)``)::
+
+    __tinycnn__                 a 0-d unicode array holding the JSON document below
+    params/<layer>/<key>        one array per weight, e.g. params/conv2d/kernel
+    optimizer/<i>/<slot>        the optimizer's state (Adam's m and v, SGD's velocity), if saved
+
+The JSON document::
+
+    {"format": "tinycnn-model", "version": 1, "tinycnn_version": "...",
+     "model":     {"name": ..., "dtype": "float32", "input_shape": [28, 28, 1]},
+     "layers":    [{"class": "Conv2D", "config": {...}}, ...],
+     "compile":   {"optimizer": {"class": "Adam", "config": {...}, "iterations": 120},
+                   "loss": {"class": "SoftmaxCrossEntropy", "config": {"from_logits": false}}},
+     "metadata":  {...}}                 # free-form JSON: dataset, label names, preprocessing
+
+Writes are atomic: the file is written next to its destination under a temporary name, flushed to
+disk, then renamed over the destination, so a crash mid-save never leaves a half-written model
+(the previous file, if any, stays intact). Loading never unpickles anything.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import tempfile
+import zipfile
+from pathlib import Path
+
+import numpy as np
+
+from . import __version__, layers as layers_mod, losses as losses_mod, optimizers as optimizers_mod
+from .model import Sequential
+
+FORMAT = "tinycnn-model"
+VERSION = 1
+HEADER = "__tinycnn__"
+
+LAYER_CLASSES = {name: getattr(layers_mod, name) for name in
+                 ("Conv2D", "MaxPool2D", "Dense", "ReLU", "Softmax", "Sigmoid", "Flatten")}
+LOSS_CLASSES = {"SoftmaxCrossEntropy": losses_mod.SoftmaxCrossEntropy,
+                "SigmoidBinaryCrossEntropy": losses_mod.SigmoidBinaryCrossEntropy}
+OPTIMIZER_CLASSES = {"SGD": optimizers_mod.SGD, "Adam": optimizers_mod.Adam}
+
+
+class ModelFileError(ValueError):
+    """A model file that cannot be loaded: not a tinycnn model, damaged, or inconsistent."""
+
+
+def atomic_write(path, write) -> Path:
+    """Call ``write(file_object)`` on a temporary file beside ``path``, then rename it into place."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    return path
+
+
+def atomic_write_text(path, text: str) -> Path:
+    return atomic_write(path, lambda f: f.write(text.encode("utf-8")))
+
+
+def save_model(model: Sequential, path, include_optimizer: bool = True) -> Path:
+    """Write ``model`` (architecture, weights, compile settings, ``model.metadata``) to ``path``."""
+    if not model.built:
+        raise ValueError("save_model: the model is not built yet; build it (or pass input_shape) first")
+    doc = {
+        "format": FORMAT, "version": VERSION, "tinycnn_version": __version__,
+        "model": {"name": model.name, "dtype": model.dtype.name, "input_shape": list(model.input_shape)},
+        "layers": [{"class": _layer_class_name(layer), "config": _jsonable(layer.get_config())}
+                   for layer in model.layers],
+        "compile": None,
+        "metadata": _jsonable(getattr(model, "metadata", {}) or {}),
+    }
+    arrays = {f"params/{name}": value for name, value in model.named_params()}
+    if model.loss is not None and model.optimizer is not None:
+        opt = model.optimizer
+        doc["compile"] = {
+            "optimizer": {"class": type(opt).__name__, "config": opt.get_config(),
+                          "iterations": int(opt.iterations) if include_optimizer else 0},
+            "loss": {"class": type(model.loss).__name__, "config": model.loss.get_config()},
+        }
+        if include_optimizer and opt.slots is not None:
+            for i, slots in enumerate(opt.slots):
+                for slot, value in slots.items():
+                    arrays[f"optimizer/{i}/{slot}"] = value
+    arrays[HEADER] = np.array(json.dumps(doc))
+
+    def write(f):
+        buffer = io.BytesIO()                       # np.savez needs a seekable file
+        np.savez(buffer, **arrays)
+        f.write(buffer.getvalue())
+
+    return atomic_write(path, write)
+
+
+def load_model(path) -> Sequential:
+    """Read a model written by :func:`save_model`. Raises :class:`ModelFileError` (a ValueError)
+    naming the file and the problem for anything that is not a valid tinycnn model file."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"load_model: no such file: {path}")
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            arrays = {key: npz[key] for key in npz.files}
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile, KeyError, RuntimeError) as err:
+        raise ModelFileError(f"{path}: not a readable tinycnn model file ({type(err).__name__}: {err})") from None
+    except Exception as err:  # numpy's header parser can raise others on damaged files
+        raise ModelFileError(f"{path}: not a readable tinycnn model file ({type(err).__name__}: {err})") from None
+    if not isinstance(arrays, dict) or HEADER not in arrays:
+        raise ModelFileError(f"{path}: not a tinycnn model file (no '{HEADER}' entry)")
+    doc = _read_header(arrays.pop(HEADER), path)
+    return _rebuild(doc, arrays, path)
+
+
+def _read_header(header: np.ndarray, path: Path) -> dict:
+    if header.shape != () or header.dtype.kind != "U":
+        raise ModelFileError(f"{path}: '{HEADER}' must be a JSON string")
+    try:
+        doc = json.loads(str(header))
+    except json.JSONDecodeError as err:
+        raise ModelFileError(f"{path}: the architecture is not valid JSON ({err})") from None
+    if not isinstance(doc, dict) or doc.get("format") != FORMAT:
+        raise ModelFileError(f"{path}: not a tinycnn model file (format {doc.get('format') if isinstance(doc, dict) else None!r})")
+    version = doc.get("version")
+    if not isinstance(version, int) or version < 1:
+        raise ModelFileError(f"{path}: invalid format version {version!r}")
+    if version > VERSION:
+        raise ModelFileError(
+            f"{path}: written by a newer tinycnn (file format version {version}, "
+            f"this tinycnn {__version__} reads up to {VERSION}); upgrade tinycnn to load it"
+        )
+    return doc
+
+
+def _rebuild(doc: dict, arrays: dict, path: Path) -> Sequential:
+    try:
+        spec = doc["model"]
+        layers = []
+        for entry in doc["layers"]:
+            cls = LAYER_CLASSES.get(entry["class"])
+            if cls is None:
+                raise ModelFileError(f"{path}: unknown layer class {entry['class']!r}")
+            layers.append(cls(**entry["config"]))
+        model = Sequential(layers, input_shape=tuple(spec["input_shape"]), dtype=spec["dtype"], name=spec["name"])
+        model.metadata = doc.get("metadata") or {}
+        compiled = doc.get("compile")
+        if compiled:
+            opt = compiled["optimizer"]
+            loss = compiled["loss"]
+            if opt["class"] not in OPTIMIZER_CLASSES or loss["class"] not in LOSS_CLASSES:
+                raise ModelFileError(f"{path}: unknown optimizer {opt['class']!r} or loss {loss['class']!r}")
+            model.compile(OPTIMIZER_CLASSES[opt["class"]](**opt["config"]), LOSS_CLASSES[loss["class"]](**loss["config"]))
+    except ModelFileError:
+        raise
+    except (KeyError, TypeError, ValueError, AttributeError) as err:
+        raise ModelFileError(f"{path}: inconsistent architecture ({type(err).__name__}: {err})") from None
+
+    expected = dict(model.named_params())
+    stored = {key[len("params/"):]: value for key, value in arrays.items() if key.startswith("params/")}
+    missing = sorted(set(expected) - set(stored))
+    extra = sorted(set(stored) - set(expected))
+    if missing or extra:
+        raise ModelFileError(f"{path}: weight arrays do not match the architecture "
+                             f"(missing: {missing or 'none'}; unexpected: {extra or 'none'})")
+    for name, param in expected.items():
+        value = stored[name]
+        if value.shape != param.shape:
+            raise ModelFileError(f"{path}: {name} has shape {value.shape}, the architecture needs {param.shape}")
+        if value.dtype.kind != "f":
+            raise ModelFileError(f"{path}: {name} has dtype {value.dtype}, expected a float array")
+        param[...] = value
+    _restore_optimizer(model, doc, arrays, path)
+    leftovers = [key for key in arrays if not key.startswith(("params/", "optimizer/"))]
+    if leftovers:
+        raise ModelFileError(f"{path}: unexpected arrays {sorted(leftovers)}")
+    return model
+
+
+def _restore_optimizer(model, doc, arrays, path) -> None:
+    slot_keys = [key for key in arrays if key.startswith("optimizer/")]
+    if not slot_keys:
+        return
+    if model.optimizer is None:
+        raise ModelFileError(f"{path}: optimizer state without an optimizer")
+    params = model.params
+    slots = [model.optimizer.create_slots(p) for p in params]
+    for key in slot_keys:
+        parts = key.split("/")
+        if len(parts) != 3 or not parts[1].isdigit() or int(parts[1]) >= len(params) \
+                or parts[2] not in slots[int(parts[1])]:
+            raise ModelFileError(f"{path}: unexpected optimizer array {key!r}")
+        target = slots[int(parts[1])][parts[2]]
+        if arrays[key].shape != target.shape:
+            raise ModelFileError(f"{path}: {key} has shape {arrays[key].shape}, expected {target.shape}")
+        target[...] = arrays[key]
+    if sum(len(s) for s in slots) != len(slot_keys):
+        raise ModelFileError(f"{path}: incomplete optimizer state")
+    model.optimizer.slots = slots
+    model.optimizer.iterations = int(doc["compile"]["optimizer"].get("iterations", 0))
+
+
+def _layer_class_name(layer) -> str:
+    name = type(layer).__name__
+    if name not in LAYER_CLASSES or type(layer) is not LAYER_CLASSES[name]:
+        raise ValueError(f"save_model: cannot save layer {layer.name!r} of class {name}")
+    return name
+
+
+def _jsonable(value):
+    """Tuples to lists, NumPy scalars to Python numbers, recursively (JSON has no tuples)."""
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
