@@ -5,7 +5,7 @@ The public API lives here and nothing else does.
 
 __version__ = "0.1.0"
 
-from . import gradcheck, initializers, layers, losses, optimizers, reference, zoo  # noqa: E402
+from . import datasets, gradcheck, initializers, layers, losses, metrics, optimizers, reference, zoo  # noqa: E402
 from .layers import (  # noqa: E402
     Conv2D, Dense, Flatten, Layer, MaxPool2D, MaxPooling2D, ReLU, Sigmoid, Softmax,
 )
@@ -17,5 +17,6 @@ from .optimizers import SGD, Adam  # noqa: E402
 __all__ = [
     "Sequential", "load_model", "Layer", "Conv2D", "MaxPool2D", "MaxPooling2D", "Dense", "ReLU", "Softmax",
     "Sigmoid", "Flatten", "SoftmaxCrossEntropy", "SigmoidBinaryCrossEntropy", "SGD", "Adam",
-    "layers", "losses", "optimizers", "initializers", "gradcheck", "reference", "zoo",
+    "layers", "losses", "optimizers", "initializers", "gradcheck", "reference", "zoo", "datasets",
+    "metrics",
 ]

@@ -1,5 +1,8 @@
 """The ``tinycnn`` command line.
 
+    tinycnn train         train on a MedMNIST dataset (official protocol), write a run folder
+    tinycnn evaluate      score a saved model on a dataset's test split with the official metrics
+    tinycnn predict       class probabilities of one image file
     tinycnn gradcheck     check every layer's and the seed model's gradients in float64
 """
 
@@ -34,7 +37,7 @@ def cmd_gradcheck(args) -> int:
         ("Sigmoid", layers.Sigmoid(), rng.standard_normal((2, 5))),
     ]
     worst = 0.0
-    print(f"{'layer':32s} {"array":16s} {'relative error':>15s}")
+    print(f"{'layer':32s} {'array':16s} {'relative error':>15s}")
     for title, layer, x in cases:
         for key, err in check_layer(layer, x, h=1e-4, seed=args.seed).items():
             worst = max(worst, err)
@@ -50,10 +53,125 @@ def cmd_gradcheck(args) -> int:
     return 0 if ok else 1
 
 
+def cmd_train(args) -> int:
+    from .train import DEFAULT_RECIPE, train, with_overrides
+
+    recipe = with_overrides(DEFAULT_RECIPE, model=args.model, epochs=args.epochs, batch_size=args.batch_size,
+                            learning_rate=args.lr, shift=args.shift)
+    train(args.dataset, recipe, seed=args.seed, out=args.out, root=args.data)
+    return 0
+
+
+def cmd_evaluate(args) -> int:
+    from . import published
+    from .datasets import load
+    from .io import load_model
+    from .train import preprocess, score
+
+    model = load_model(args.model)
+    meta = model.metadata
+    dataset = args.dataset or meta.get("dataset")
+    if dataset is None:
+        raise CLIError("the model file does not say which dataset it was trained on; pass --dataset NAME")
+    data = load(dataset, root=args.data)
+    _check_compatible(model, data.info)
+    preprocessing = meta.get("preprocessing") or {}
+    print(f"{args.model}: {data.info.python_class}, {data.info.task}")
+    results = {}
+    for split in ("val", "test"):
+        part = getattr(data, split)
+        results[split], _ = score(model, preprocess(part.images, preprocessing), part.labels, data.info.task)
+        print(f"  {split:5s} ACC {results[split]['acc']:.3f}   AUC {results[split]['auc']:.3f}   ({len(part.images)} images)")
+    print()
+    print(published.comparison_table(data.info.name, results["test"], ours_label="this model"))
+    return 0
+
+
+def cmd_predict(args) -> int:
+    from .io import load_model
+    from .train import preprocess
+
+    model = load_model(args.model)
+    meta = model.metadata
+    labels = meta.get("labels") or [f"class {i}" for i in range(model.output_shape[-1])]
+    images = np.stack([read_image(path, model.input_shape) for path in args.images])
+    probabilities = model.predict(preprocess(images, meta.get("preprocessing") or {}))
+    multilabel = str(meta.get("task", "")).startswith("multi-label")
+    for path, probs in zip(args.images, probabilities):
+        print(f"{path}:")
+        for label, p in sorted(zip(labels, probs), key=lambda t: -t[1]):
+            print(f"  {label:40s} {p:7.3f}")
+        if not multilabel:
+            print(f"  -> {labels[int(np.argmax(probs))]}")
+    return 0
+
+
+def read_image(path, input_shape) -> np.ndarray:
+    """A PNG file as a uint8 array shaped like the model's input (grey (H, W) or RGB (H, W, 3))."""
+    import matplotlib.image
+
+    height, width, channels = input_shape
+    try:
+        img = matplotlib.image.imread(path)
+    except (OSError, ValueError, SyntaxError) as err:
+        raise CLIError(f"cannot read image {path}: {err}") from None
+    if img.dtype != np.uint8:                       # PNGs come back as floats in [0, 1]
+        img = np.round(np.clip(img, 0, 1) * 255).astype(np.uint8)
+    if img.ndim == 3 and img.shape[2] == 4:         # drop alpha
+        img = img[:, :, :3]
+    if img.shape[:2] != (height, width):
+        raise CLIError(f"{path} is {img.shape[1]}×{img.shape[0]} pixels; the model expects {width}×{height} "
+                       "(MedMNIST images are 28×28)")
+    if channels == 1 and img.ndim == 3:             # RGB -> grey (ITU-R 601 luma)
+        img = np.round(img[:, :, :3] @ np.array([0.299, 0.587, 0.114])).astype(np.uint8)
+    elif channels == 3 and img.ndim == 2:
+        img = np.repeat(img[:, :, None], 3, axis=2)
+    return img
+
+
+def _check_compatible(model, info) -> None:
+    if model.input_shape != (28, 28, info.n_channels) or model.output_shape[-1] != info.n_classes:
+        raise CLIError(f"the model takes {model.input_shape} and gives {model.output_shape[-1]} outputs; "
+                       f"{info.name} has 28×28×{info.n_channels} images and {info.n_classes} classes")
+
+
+class CLIError(Exception):
+    """A user-facing error: printed without a traceback."""
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="tinycnn", description="A CNN in pure NumPy, written to be read.")
     parser.add_argument("--version", action="version", version=f"tinycnn {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
+
+    from .datasets import INFO
+    from .train import DEFAULT_RECIPE
+    from .zoo import MODELS
+    p = sub.add_parser("train", help="train on a MedMNIST dataset and write a run folder",
+                       description="Train with the official MedMNIST protocol: keep the weights of the epoch "
+                                   "with the best validation AUC, report test ACC and AUC.")
+    p.add_argument("--dataset", default="pneumoniamnist", choices=sorted(INFO))
+    p.add_argument("--model", default=None, choices=sorted(MODELS), help=f"architecture (default {DEFAULT_RECIPE.model})")
+    p.add_argument("--epochs", type=int, default=None, help=f"default {DEFAULT_RECIPE.epochs}")
+    p.add_argument("--batch-size", type=int, default=None, help=f"default {DEFAULT_RECIPE.batch_size}")
+    p.add_argument("--lr", type=float, default=None, help=f"Adam learning rate (default {DEFAULT_RECIPE.learning_rate})")
+    p.add_argument("--shift", type=int, default=None,
+                   help=f"augmentation: random shifts of up to this many pixels, 0 for none (default {DEFAULT_RECIPE.shift})")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", default=None, help="run folder (default runs/<dataset>-<model>-seed<seed>-<time>)")
+    p.add_argument("--data", default=None, help="folder with the MedMNIST .npz files (default: $TINYCNN_DATA, ~/.medmnist)")
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("evaluate", help="official ACC/AUC of a saved model on a dataset")
+    p.add_argument("model", help="a model file written by tinycnn train (model.npz)")
+    p.add_argument("--dataset", default=None, choices=sorted(INFO), help="default: the dataset it was trained on")
+    p.add_argument("--data", default=None, help="folder with the MedMNIST .npz files")
+    p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("predict", help="class probabilities of image files (28×28 PNG)")
+    p.add_argument("model", help="a model file written by tinycnn train (model.npz)")
+    p.add_argument("images", nargs="+", help="PNG image files")
+    p.set_defaults(func=cmd_predict)
 
     p = sub.add_parser("gradcheck", help="check backprop against finite differences (float64)")
     p.add_argument("--model", default="seed", choices=["seed", "deeper"])
@@ -67,8 +185,17 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
+    from .datasets import DownloadError
+
     args = build_parser().parse_args(argv)
-    return args.func(args)
+    try:
+        return args.func(args)
+    except (CLIError, DownloadError, FileNotFoundError, ValueError) as err:
+        print(f"tinycnn {args.command}: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"tinycnn {args.command}: interrupted", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

@@ -1,0 +1,188 @@
+"""The main job: train a CNN on a MedMNIST dataset with the official protocol, write a run folder.
+
+The protocol of the MedMNIST paper: train on ``train``, after every epoch score the model on
+``val`` with the official metrics, keep the weights of the epoch with the best validation AUC,
+and report that model's ACC and AUC on ``test``.
+
+    from tinycnn.train import train
+    result = train("pneumoniamnist", seed=0)          # what `tinycnn train` runs
+    result["test"]                                    # {"acc": ..., "auc": ...}
+
+A run folder holds ``model.npz``, ``history.json``, ``metrics.json``, ``training_curves.png``,
+``confusion_matrix.png`` and ``roc_curve.png``.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass, replace
+from datetime import datetime
+from pathlib import Path
+
+import numpy as np
+
+from . import metrics
+from .datasets import load, random_shift, standardize, to_float
+from .io import atomic_write_text
+from .model import Sequential
+from .zoo import MODELS
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """Everything about a training run except the data and the seed."""
+
+    model: str = "seed"
+    epochs: int = 10
+    batch_size: int = 128
+    learning_rate: float = 0.001
+    shift: int = 2                  # augmentation: random shifts of up to this many pixels (0: off)
+    normalize: bool = False         # standardise with the training set's per-channel mean and std
+
+    def check(self) -> "Recipe":
+        if self.model not in MODELS:
+            raise ValueError(f"unknown model {self.model!r}; expected one of {sorted(MODELS)}")
+        for name in ("epochs", "batch_size"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ValueError(f"{name} must be a positive int, got {value!r}")
+        if not self.learning_rate > 0:
+            raise ValueError(f"learning rate must be positive, got {self.learning_rate!r}")
+        if not isinstance(self.shift, int) or not 0 <= self.shift < 14:
+            raise ValueError(f"shift must be an int in [0, 14), got {self.shift!r}")
+        return self
+
+
+DEFAULT_RECIPE = Recipe()
+
+
+def preprocess(images: np.ndarray, preprocessing: dict) -> np.ndarray:
+    """uint8 images -> the float32 NHWC input a model was trained on (its saved preprocessing)."""
+    x = to_float(images)
+    if preprocessing.get("mean") is not None:
+        x, _, _ = standardize(x, np.asarray(preprocessing["mean"], np.float32),
+                              np.asarray(preprocessing["std"], np.float32))
+    return x
+
+
+def targets(labels: np.ndarray, task: str) -> np.ndarray:
+    """Labels in the form the loss expects: (N,) class ids, or (N, L) 0/1 flags for multi-label."""
+    return labels.astype(np.float32) if task.startswith("multi-label") else labels.reshape(-1).astype(np.int64)
+
+
+def build_model(recipe: Recipe, info, seed) -> Sequential:
+    multilabel = info.task.startswith("multi-label")
+    model = MODELS[recipe.model](info.n_classes, input_shape=(28, 28, info.n_channels), seed=seed,
+                                 output_activation="sigmoid" if multilabel else "softmax")
+    from .optimizers import Adam
+    model.compile(Adam(recipe.learning_rate), "binary_crossentropy" if multilabel else "sparse_categorical_crossentropy")
+    return model
+
+
+def score(model: Sequential, x, labels, task) -> tuple[dict, np.ndarray]:
+    """Official MedMNIST ACC and AUC of ``model`` on ``(x, labels)``, and the predicted scores."""
+    y_score = model.predict(x)
+    return metrics.medmnist_scores(task, labels, y_score), y_score
+
+
+def train(dataset: str = "pneumoniamnist", recipe: Recipe = DEFAULT_RECIPE, seed: int = 0, out=None,
+          root=None, verbose: int = 1, write: bool = True) -> dict:
+    """Train ``recipe`` on ``dataset`` with ``seed``; returns the run's results (and writes the
+    run folder when ``write``). ``out`` defaults to ``runs/<dataset>-<model>-seed<seed>-<time>``."""
+    recipe = recipe.check()
+    started = time.perf_counter()
+    data = load(dataset, root=root)
+    info = data.info
+    x_train = to_float(data.train.images)
+    preprocessing: dict = {"scale": "uint8/255"}
+    if recipe.normalize:
+        x_train, mean, std = standardize(x_train)
+        preprocessing.update(mean=mean.tolist(), std=std.tolist())
+    x_val = preprocess(data.val.images, preprocessing)
+    x_test = preprocess(data.test.images, preprocessing)
+    y_train = targets(data.train.labels, info.task)
+
+    model = build_model(recipe, info, seed)
+    best = {"auc": -np.inf, "epoch": 0, "weights": None}
+
+    def keep_best_by_val_auc(model, epoch, logs):
+        scores, _ = score(model, x_val, data.val.labels, info.task)
+        logs["val_acc"], logs["val_auc"] = scores["acc"], scores["auc"]
+        if scores["auc"] > best["auc"]:
+            best.update(auc=scores["auc"], epoch=epoch, weights=model.get_weights())
+
+    augment = None
+    if recipe.shift:
+        augment = lambda xb, rng: random_shift(xb, recipe.shift, rng)  # noqa: E731
+    if verbose:
+        print(f"tinycnn: training '{recipe.model}' on {info.python_class} ({info.task}, "
+              f"{len(x_train)} training images) for {recipe.epochs} epochs, seed {seed}")
+    history = model.fit(x_train, y_train, epochs=recipe.epochs, batch_size=recipe.batch_size,
+                        verbose=1 if verbose else 0, callbacks=[keep_best_by_val_auc], augment=augment)
+    model.set_weights(best["weights"])
+    val_scores, _ = score(model, x_val, data.val.labels, info.task)
+    test_scores, test_score_array = score(model, x_test, data.test.labels, info.task)
+    seconds = time.perf_counter() - started
+
+    result = {
+        "dataset": info.name, "task": info.task, "seed": seed, "recipe": asdict(recipe),
+        "best_epoch": best["epoch"], "val": val_scores, "test": test_scores,
+        "history": history, "seconds": seconds, "run_dir": None,
+    }
+    model.metadata = {"dataset": info.name, "task": info.task, "labels": list(info.labels),
+                      "preprocessing": preprocessing, "recipe": asdict(recipe), "seed": seed,
+                      "best_epoch": best["epoch"], "val": val_scores, "test": test_scores}
+    if verbose:
+        print(f"\nbest validation AUC {best['auc']:.3f} at epoch {best['epoch']}; "
+              f"test ACC {test_scores['acc']:.3f}, AUC {test_scores['auc']:.3f} ({seconds:.0f} s)\n")
+        from . import published
+        print(published.comparison_table(info.name, test_scores, ours_label=f"tinycnn {recipe.model}"))
+    if write:
+        run_dir = _run_dir(out, info.name, recipe.model, seed)
+        write_run(run_dir, model, result, info, data.test.labels, test_score_array)
+        result["run_dir"] = str(run_dir)
+        if verbose:
+            print(f"\nrun folder: {run_dir}")
+    return result
+
+
+def _run_dir(out, dataset, model_name, seed) -> Path:
+    if out is not None:
+        return Path(out)
+    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+    path = Path("runs") / f"{dataset}-{model_name}-seed{seed}-{stamp}"
+    k = 1
+    while path.exists():                       # never overwrite an earlier run
+        path = Path("runs") / f"{dataset}-{model_name}-seed{seed}-{stamp}-{k}"
+        k += 1
+    return path
+
+
+def write_run(run_dir: Path, model: Sequential, result: dict, info, y_test, y_score) -> None:
+    """The run folder: model, history, metrics, and three figures."""
+    from . import plot, published      # matplotlib is imported only when figures are drawn
+    run_dir.mkdir(parents=True, exist_ok=True)
+    model.save(run_dir / "model.npz")
+    atomic_write_text(run_dir / "history.json", json.dumps(result["history"], indent=1))
+    summary = {k: v for k, v in result.items() if k not in ("history", "run_dir")}
+    summary["published"] = {m: {"acc": a, "auc": u} for m, (a, u) in published.PUBLISHED.get(info.name, {}).items()}
+    atomic_write_text(run_dir / "metrics.json", json.dumps(summary, indent=1))
+    plot.training_curves(result["history"], run_dir / "training_curves.png", best_epoch=result["best_epoch"])
+    if info.task.startswith("multi-label"):
+        predicted = (y_score > 0.5).astype(int)
+        cm = sum(metrics.confusion_matrix(y_test[:, i], predicted[:, i], 2) for i in range(y_test.shape[1]))
+        plot.confusion_matrix(cm, ["absent", "present"], run_dir / "confusion_matrix.png",
+                              title=f"{info.python_class} test (all labels pooled)")
+    else:
+        predicted = y_score.argmax(axis=1) if info.task != "binary-class" else (y_score[:, -1] > 0.5).astype(int)
+        cm = metrics.confusion_matrix(y_test.reshape(-1), predicted, info.n_classes)
+        plot.confusion_matrix(cm, list(info.labels), run_dir / "confusion_matrix.png",
+                              title=f"{info.python_class} test")
+    plot.roc_curves(info.task, y_test, y_score, list(info.labels), run_dir / "roc_curve.png",
+                    title=f"{info.python_class} test ROC")
+
+
+def with_overrides(recipe: Recipe = DEFAULT_RECIPE, **changes) -> Recipe:
+    """The recipe with the given fields changed (``None`` values are ignored)."""
+    return replace(recipe, **{k: v for k, v in changes.items() if v is not None})
