@@ -6,23 +6,26 @@ from .layers import Conv2D, Dense, Flatten, MaxPooling2D
 from .model import Sequential
 
 
-def seed_model(n_classes: int, input_shape=(28, 28, 1), seed=None, dtype="float32") -> Sequential:
+def seed_model(n_classes: int, input_shape=(28, 28, 1), seed=None, dtype="float32",
+               output_activation="softmax") -> Sequential:
     """The model as a user would first write it in Keras::
 
         Conv2D(32, (3, 3), relu) → MaxPooling2D((2, 2)) → Flatten → Dense(128, relu) → Dense(n, softmax)
 
-    Compile it with ``"adam"`` and ``"sparse_categorical_crossentropy"``.
+    Compile it with ``"adam"`` and ``"sparse_categorical_crossentropy"``. For multi-label tasks
+    pass ``output_activation="sigmoid"`` and compile with ``"binary_crossentropy"``.
     """
     return Sequential([
         Conv2D(32, (3, 3), activation="relu"),
         MaxPooling2D((2, 2)),
         Flatten(),
         Dense(128, activation="relu"),
-        Dense(n_classes, activation="softmax"),
+        Dense(n_classes, activation=output_activation),
     ], input_shape=input_shape, seed=seed, dtype=dtype)
 
 
-def deeper_model(n_classes: int, input_shape=(28, 28, 1), seed=None, dtype="float32") -> Sequential:
+def deeper_model(n_classes: int, input_shape=(28, 28, 1), seed=None, dtype="float32",
+                 output_activation="softmax") -> Sequential:
     """Two convolution blocks::
 
         Conv2D(32,3,same,relu) → MaxPool → Conv2D(64,3,same,relu) → MaxPool → Flatten
@@ -35,7 +38,7 @@ def deeper_model(n_classes: int, input_shape=(28, 28, 1), seed=None, dtype="floa
         MaxPooling2D(2),
         Flatten(),
         Dense(128, activation="relu"),
-        Dense(n_classes, activation="softmax"),
+        Dense(n_classes, activation=output_activation),
     ], input_shape=input_shape, seed=seed, dtype=dtype)
 
 
