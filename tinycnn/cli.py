@@ -57,7 +57,7 @@ def cmd_train(args) -> int:
     from .train import DEFAULT_RECIPE, train, with_overrides
 
     recipe = with_overrides(DEFAULT_RECIPE, model=args.model, epochs=args.epochs, batch_size=args.batch_size,
-                            learning_rate=args.lr, shift=args.shift)
+                            learning_rate=args.lr, shift=args.shift, normalize=args.normalize)
     train(args.dataset, recipe, seed=args.seed, out=args.out, root=args.data)
     return 0
 
@@ -157,6 +157,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--lr", type=float, default=None, help=f"Adam learning rate (default {DEFAULT_RECIPE.learning_rate})")
     p.add_argument("--shift", type=int, default=None,
                    help=f"augmentation: random shifts of up to this many pixels, 0 for none (default {DEFAULT_RECIPE.shift})")
+    p.add_argument("--normalize", action=argparse.BooleanOptionalAction, default=None,
+                   help=f"standardise inputs with the training set's mean and std (default {DEFAULT_RECIPE.normalize})")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default=None, help="run folder (default runs/<dataset>-<model>-seed<seed>-<time>)")
     p.add_argument("--data", default=None, help="folder with the MedMNIST .npz files (default: $TINYCNN_DATA, ~/.medmnist)")

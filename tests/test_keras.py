@@ -1,0 +1,179 @@
+"""Keras parity: the same model, weights and batches give the same numbers in tinycnn and Keras.
+
+Tolerances are "float32 rounding": forward outputs rel. 1e-5; gradients and weights after 1 and
+10 optimizer steps rel. 1e-4, with ``rel_error`` (max |a − b| over the scale of the whole array,
+see tinycnn.gradcheck). Needs the ``keras`` extra; fails instead of skipping when CI=true.
+"""
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import tinycnn as tc
+from tinycnn.gradcheck import rel_error
+
+from .conftest import missing
+
+pytestmark = pytest.mark.keras
+
+
+@pytest.fixture(scope="module")
+def keras():
+    try:
+        import keras
+        import tensorflow  # noqa: F401  (the backend)
+    except ImportError:
+        missing("Keras with the TensorFlow backend (pip install -e \".[keras]\")")
+    return keras
+
+
+@st.composite
+def model_specs(draw):
+    """A small random CNN: 1–2 conv (+ optional pool) blocks, optional hidden Dense, a head."""
+    h, w, c = draw(st.integers(5, 12)), draw(st.integers(5, 12)), draw(st.integers(1, 3))
+    layers, shape = [], (h, w)
+    for _ in range(draw(st.integers(1, 2))):
+        k = (draw(st.integers(1, 3)), draw(st.integers(1, 3)))
+        s = draw(st.integers(1, 2))
+        pad = draw(st.sampled_from(["valid", "same"]))
+        if pad == "valid" and (shape[0] < k[0] or shape[1] < k[1]):
+            pad = "same"
+        layers.append(("conv", draw(st.integers(1, 4)), k, s, pad, draw(st.sampled_from([None, "relu"]))))
+        shape = tuple(-(-n // s) if pad == "same" else (n - kk) // s + 1 for n, kk in zip(shape, k))
+        if draw(st.booleans()):
+            pool_pad = draw(st.sampled_from(["valid", "same"]))
+            if pool_pad == "valid" and min(shape) < 2:
+                pool_pad = "same"
+            stride = draw(st.integers(1, 2))
+            layers.append(("pool", 2, stride, pool_pad))
+            shape = tuple(-(-n // stride) if pool_pad == "same" else (n - 2) // stride + 1 for n in shape)
+    if draw(st.booleans()):
+        layers.append(("dense", draw(st.integers(2, 6)), "relu"))
+    classes = draw(st.integers(2, 4))
+    head = draw(st.sampled_from(["softmax", "logits", "softmax_layer"]))
+    return {"input": (h, w, c), "layers": layers, "classes": classes, "head": head,
+            "batch": draw(st.integers(1, 6)), "seed": draw(st.integers(0, 2**16))}
+
+
+def build(spec, optimizer):
+    layers = []
+    for kind, *args in spec["layers"]:
+        if kind == "conv":
+            filters, k, s, pad, act = args
+            layers.append(tc.Conv2D(filters, k, strides=s, padding=pad, activation=act))
+        elif kind == "pool":
+            size, stride, pad = args
+            layers.append(tc.MaxPool2D(size, strides=stride, padding=pad))
+        elif kind == "dense":
+            layers.append(tc.Flatten()) if not any(isinstance(l, tc.Flatten) for l in layers) else None
+            layers.append(tc.Dense(args[0], activation=args[1]))
+    if not any(isinstance(l, tc.Flatten) for l in layers):
+        layers.append(tc.Flatten())
+    head = spec["head"]
+    layers.append(tc.Dense(spec["classes"], activation="softmax" if head == "softmax" else None))
+    if head == "softmax_layer":
+        layers.append(tc.Softmax())
+    model = tc.Sequential(layers, input_shape=spec["input"], seed=spec["seed"])
+    loss = tc.SoftmaxCrossEntropy() if head == "logits" else "sparse_categorical_crossentropy"
+    model.compile(optimizer, loss)
+    return model
+
+
+def data(spec, steps=1):
+    rng = np.random.default_rng(spec["seed"])
+    xs = rng.standard_normal((steps, spec["batch"], *spec["input"])).astype(np.float32)
+    ys = rng.integers(0, spec["classes"], (steps, spec["batch"]))
+    return xs, ys
+
+
+def keras_loss_and_grads(keras, k_model, x, y):
+    import tensorflow as tf
+    loss_fn = keras.losses.get(k_model.loss) if isinstance(k_model.loss, str) else k_model.loss
+    with tf.GradientTape() as tape:
+        loss = loss_fn(y, k_model(x, training=True))
+    grads = tape.gradient(loss, k_model.trainable_weights)
+    return float(loss), [g.numpy() for g in grads]
+
+
+SETTINGS = settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+
+
+@SETTINGS
+@given(spec=model_specs())
+def test_forward_loss_and_gradients_match_keras(keras, spec):
+    from tinycnn.interop.keras import to_keras
+    model = build(spec, tc.Adam())
+    k_model = to_keras(model)
+    (x,), (y,) = data(spec)
+    out, k_out = model(x), k_model(x, training=False).numpy()
+    assert out.shape == k_out.shape
+    assert rel_error(out, k_out) < 1e-5
+    loss, _ = model.loss_and_grads(x, y)
+    k_loss, k_grads = keras_loss_and_grads(keras, k_model, x, y)
+    assert loss == pytest.approx(k_loss, rel=1e-5, abs=1e-6)
+    assert len(k_grads) == len(model.grads)
+    for (name, _), g, kg in zip(model.named_params(), model.grads, k_grads):
+        assert rel_error(g, kg) < 1e-4, name
+
+
+@SETTINGS
+@given(spec=model_specs(), which=st.sampled_from(["adam", "sgd_momentum", "sgd_nesterov"]))
+def test_weights_after_1_and_10_steps_match_keras(keras, spec, which):
+    from tinycnn.interop.keras import to_keras
+    make = {"adam": lambda: tc.Adam(0.01), "sgd_momentum": lambda: tc.SGD(0.05, momentum=0.9),
+            "sgd_nesterov": lambda: tc.SGD(0.05, momentum=0.9, nesterov=True)}[which]
+    model = build(spec, make())
+    k_model = to_keras(model)
+    xs, ys = data(spec, steps=10)
+    for step, (x, y) in enumerate(zip(xs, ys), start=1):
+        model.train_on_batch(x, y)
+        _, k_grads = keras_loss_and_grads(keras, k_model, x, y)
+        k_model.optimizer.apply_gradients(zip(k_grads, k_model.trainable_weights))
+        if step in (1, 10):
+            for (name, w), kw in zip(model.named_params(), k_model.get_weights()):
+                assert rel_error(w, kw) < 1e-4, f"{which}: {name} after {step} steps"
+
+
+def test_round_trip_through_keras_keeps_everything(keras):
+    from tinycnn.interop.keras import from_keras, to_keras
+    model = tc.Sequential([tc.Conv2D(4, (3, 2), strides=2, padding="same", activation="relu"),
+                           tc.MaxPool2D(2, padding="same"), tc.ReLU(), tc.Flatten(),
+                           tc.Dense(6, activation="sigmoid"), tc.Dense(3), tc.Softmax()],
+                          input_shape=(9, 7, 2), seed=0)
+    back = from_keras(to_keras(model, compile=False))
+    assert [l.get_config() for l in back.layers] == [l.get_config() for l in model.layers]
+    for a, b in zip(model.params, back.params):
+        np.testing.assert_array_equal(a, b)
+    k_model = to_keras(model, compile=False)
+    assert k_model.count_params() == model.count_params()
+
+
+def test_keras_written_model_converts(keras):
+    """A model as a user writes it in Keras (the seed model) arrives with the same summary counts."""
+    from tinycnn.interop.keras import from_keras
+    k_model = keras.Sequential([
+        keras.Input((28, 28, 1)),
+        keras.layers.Conv2D(32, (3, 3), activation="relu"),
+        keras.layers.MaxPooling2D((2, 2)),
+        keras.layers.Flatten(),
+        keras.layers.Dense(128, activation="relu"),
+        keras.layers.Dense(2, activation="softmax"),
+    ])
+    model = from_keras(k_model)
+    assert [l.count_params() for l in model.layers] == [l.count_params() for l in k_model.layers]
+    x = np.random.default_rng(0).random((3, 28, 28, 1)).astype(np.float32)
+    assert rel_error(model.predict(x), k_model.predict(x, verbose=0)) < 1e-5
+
+
+@pytest.mark.parametrize("make, match", [
+    (lambda k: k.layers.Dropout(0.5), "Dropout has no tinycnn equivalent"),
+    (lambda k: k.layers.Conv2D(2, 3, dilation_rate=2), "dilation_rate"),
+    (lambda k: k.layers.Dense(3, activation="tanh"), "activation 'tanh'"),
+    (lambda k: k.layers.ReLU(max_value=6.0), "max_value"),
+])
+def test_unsupported_keras_layers_are_named(keras, make, match):
+    from tinycnn.interop.keras import from_keras
+    k_model = keras.Sequential([keras.Input((8, 8, 1)), make(keras)])
+    with pytest.raises(ValueError, match=match):
+        from_keras(k_model)

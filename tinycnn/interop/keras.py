@@ -1,0 +1,173 @@
+"""Copy models between tinycnn and Keras 3, weights included, exactly.
+
+    from tinycnn.interop.keras import to_keras, from_keras
+    keras_model = to_keras(model)          # same architecture, same weights, compiled alike
+    model = from_keras(keras_model)        # and back
+
+The two frameworks share the layout (NHWC, kernels ``(kh, kw, c_in, c_out)`` and ``(in, out)``,
+Flatten in (H, W, C) order, TensorFlow's "same" padding), so weights copy across without any
+transpose. Keras is imported only when these functions run: tinycnn itself never needs it.
+Install it with ``pip install -e ".[keras]"`` (tensorflow-cpu, which brings Keras 3).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .. import layers as L
+from ..losses import SigmoidBinaryCrossEntropy, SoftmaxCrossEntropy
+from ..model import Sequential
+from ..optimizers import SGD, Adam
+
+
+def _keras():
+    try:
+        import keras
+    except ImportError as err:  # pragma: no cover - depends on the environment
+        raise ImportError("tinycnn.interop.keras needs Keras 3: pip install -e \".[keras]\"") from err
+    return keras
+
+
+# --------------------------------------------------------------------------------------------
+# tinycnn -> Keras
+# --------------------------------------------------------------------------------------------
+def to_keras(model: Sequential, compile: bool = True):
+    """A ``keras.Sequential`` with the same layers and a copy of the weights.
+
+    With ``compile`` (and a compiled tinycnn model), the Keras model is compiled with the
+    equivalent optimizer and loss (``from_logits`` as in tinycnn).
+    """
+    keras = _keras()
+    if not model.built:
+        raise ValueError("to_keras: build the tinycnn model first (pass input_shape)")
+    k_layers = [keras.Input(shape=model.input_shape, dtype=model.dtype.name)]
+    k_layers += [_layer_to_keras(keras, layer, model.dtype.name) for layer in model.layers]
+    k_model = keras.Sequential(k_layers, name=model.name)
+    for layer, k_layer in zip(model.layers, k_model.layers):
+        if layer.params:
+            k_layer.set_weights([layer.params[key] for key in ("kernel", "bias") if key in layer.params])
+    if compile and model.optimizer is not None and model.loss is not None:
+        k_model.compile(optimizer=optimizer_to_keras(model.optimizer), loss=loss_to_keras(model.loss))
+    return k_model
+
+
+def _layer_to_keras(keras, layer, dtype):
+    common = {"name": layer.name, "dtype": dtype}
+    if isinstance(layer, L.Conv2D):
+        return keras.layers.Conv2D(layer.filters, layer.kernel_size, strides=layer.strides, padding=layer.padding,
+                                   activation=layer.activation_name, use_bias=layer.use_bias, **common)
+    if isinstance(layer, L.Dense):
+        return keras.layers.Dense(layer.units, activation=layer.activation_name, use_bias=layer.use_bias, **common)
+    if isinstance(layer, L.MaxPool2D):
+        return keras.layers.MaxPooling2D(layer.pool_size, strides=layer.strides, padding=layer.padding, **common)
+    if isinstance(layer, L.Flatten):
+        return keras.layers.Flatten(**common)
+    if isinstance(layer, L.ReLU):
+        return keras.layers.ReLU(**common)
+    if isinstance(layer, L.Softmax):
+        return keras.layers.Softmax(**common)
+    if isinstance(layer, L.Sigmoid):
+        return keras.layers.Activation("sigmoid", **common)
+    raise ValueError(f"to_keras: no Keras equivalent for {layer.label}")
+
+
+def optimizer_to_keras(optimizer):
+    keras = _keras()
+    if isinstance(optimizer, Adam):
+        return keras.optimizers.Adam(learning_rate=optimizer.learning_rate, beta_1=optimizer.beta_1,
+                                     beta_2=optimizer.beta_2, epsilon=optimizer.epsilon)
+    if isinstance(optimizer, SGD):
+        return keras.optimizers.SGD(learning_rate=optimizer.learning_rate, momentum=optimizer.momentum,
+                                    nesterov=optimizer.nesterov)
+    raise ValueError(f"to_keras: no Keras equivalent for optimizer {type(optimizer).__name__}")
+
+
+def loss_to_keras(loss):
+    keras = _keras()
+    if isinstance(loss, SoftmaxCrossEntropy):
+        return keras.losses.SparseCategoricalCrossentropy(from_logits=loss.from_logits)
+    if isinstance(loss, SigmoidBinaryCrossEntropy):
+        return keras.losses.BinaryCrossentropy(from_logits=loss.from_logits)
+    raise ValueError(f"to_keras: no Keras equivalent for loss {type(loss).__name__}")
+
+
+# --------------------------------------------------------------------------------------------
+# Keras -> tinycnn
+# --------------------------------------------------------------------------------------------
+_ACTIVATIONS = {"linear": None, "relu": "relu", "softmax": "softmax", "sigmoid": "sigmoid"}
+
+
+def from_keras(keras_model, seed=None) -> Sequential:
+    """A tinycnn ``Sequential`` with the same layers and a copy of the weights.
+
+    Supports Keras ``Conv2D``, ``Dense`` (each with a linear/relu/softmax/sigmoid activation),
+    ``MaxPooling2D``, ``Flatten``, ``ReLU``, ``Softmax`` and ``Activation`` layers; anything else
+    raises a ``ValueError`` naming the layer and what is unsupported. The model is not compiled.
+    """
+    keras = _keras()
+    if not isinstance(keras_model, keras.Sequential):
+        raise ValueError(f"from_keras: expected a keras.Sequential model, got {type(keras_model).__name__}")
+    input_shape = tuple(keras_model.inputs[0].shape[1:]) if keras_model.inputs else None
+    if input_shape is None or any(s is None for s in input_shape):
+        raise ValueError("from_keras: the Keras model needs a fixed input shape (keras.Input(shape=...))")
+    dtype = "float64" if keras_model.layers and keras_model.layers[0].dtype == "float64" else "float32"
+    layers = [_layer_from_keras(keras, k_layer) for k_layer in keras_model.layers]
+    model = Sequential(layers, input_shape=input_shape, seed=seed, dtype=dtype, name=keras_model.name)
+    for layer, k_layer in zip(model.layers, keras_model.layers):
+        weights = k_layer.get_weights()
+        for key, value in zip(("kernel", "bias"), weights):
+            if layer.params[key].shape != value.shape:
+                raise ValueError(f"from_keras: {k_layer.name} {key} has shape {value.shape}, "
+                                 f"tinycnn expects {layer.params[key].shape}")
+            layer.params[key][...] = value
+    return model
+
+
+def _activation_name(k_layer) -> str | None:
+    fn = k_layer.activation
+    name = getattr(fn, "__name__", str(fn))
+    if name not in _ACTIVATIONS:
+        raise ValueError(f"from_keras: layer '{k_layer.name}' uses activation '{name}', which tinycnn does not "
+                         f"have (supported: {sorted(_ACTIVATIONS)})")
+    return _ACTIVATIONS[name]
+
+
+def _layer_from_keras(keras, k):
+    kind = type(k).__name__
+    cfg = k.get_config()
+    name = k.name
+
+    def unsupported(what):
+        return ValueError(f"from_keras: layer '{name}' ({kind}) uses {what}, which tinycnn does not support")
+
+    if cfg.get("data_format", "channels_last") != "channels_last":
+        raise unsupported(f"data_format='{cfg['data_format']}' (tinycnn is channels_last / NHWC)")
+    if isinstance(k, keras.layers.Conv2D) and kind == "Conv2D":
+        if tuple(cfg["dilation_rate"]) != (1, 1):
+            raise unsupported(f"dilation_rate={cfg['dilation_rate']}")
+        if cfg.get("groups", 1) != 1:
+            raise unsupported(f"groups={cfg['groups']}")
+        return L.Conv2D(cfg["filters"], tuple(cfg["kernel_size"]), strides=tuple(cfg["strides"]),
+                        padding=cfg["padding"], activation=_activation_name(k), use_bias=cfg["use_bias"], name=name)
+    if kind == "Dense":
+        return L.Dense(cfg["units"], activation=_activation_name(k), use_bias=cfg["use_bias"], name=name)
+    if kind == "MaxPooling2D":
+        return L.MaxPool2D(tuple(cfg["pool_size"]), strides=tuple(cfg["strides"]), padding=cfg["padding"], name=name)
+    if kind == "Flatten":
+        return L.Flatten(name=name)
+    if kind == "ReLU":
+        if cfg.get("max_value") is not None or cfg.get("negative_slope", 0) != 0 or cfg.get("threshold", 0) != 0:
+            raise unsupported("max_value/negative_slope/threshold")
+        return L.ReLU(name=name)
+    if kind == "Softmax":
+        if cfg.get("axis", -1) not in (-1, [-1]):
+            raise unsupported(f"axis={cfg['axis']}")
+        return L.Softmax(name=name)
+    if kind == "Activation":
+        act = _activation_name(k)
+        classes = {"relu": L.ReLU, "softmax": L.Softmax, "sigmoid": L.Sigmoid}
+        if act is None:
+            raise unsupported("a linear Activation layer (drop it)")
+        return classes[act](name=name)
+    raise ValueError(f"from_keras: Keras layer '{name}' of type {kind} has no tinycnn equivalent "
+                     "(supported: Conv2D, Dense, MaxPooling2D, Flatten, ReLU, Softmax, Activation)")
