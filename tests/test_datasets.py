@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tinycnn.datasets import (
@@ -603,7 +603,7 @@ def test_single_npy_array_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "breastmnist.npz"
     with open(path, "wb") as file:
         np.save(file, np.zeros((2, 28, 28), np.uint8))
-    with pytest.raises(ValueError, match="single .npy array"):
+    with pytest.raises(ValueError, match="not a valid .npz file \\(not a zip archive\\)"):
         load_file(path, "breastmnist")
 
 
@@ -611,7 +611,7 @@ def test_pickled_arrays_are_refused(tmp_path: Path) -> None:
     arrays = make_arrays("breastmnist")
     arrays["train_labels"] = np.array([{"evil": 1}] * 6, dtype=object).reshape(6, 1)
     path = write_npz(tmp_path / "breastmnist.npz", arrays)
-    with pytest.raises(ValueError, match=f"{path}: key 'train_labels' could not be read"):
+    with pytest.raises(ValueError, match=f"{path}: array 'train_labels' holds Python objects \\(a pickle\\); refused"):
         load_file(path, "breastmnist")
 
 
@@ -626,6 +626,7 @@ _SMALL_FILES = {
 }
 
 
+@settings(max_examples=1000)
 @given(
     compressed=st.booleans(),
     cut=st.floats(min_value=0.0, max_value=1.0, exclude_max=True),
@@ -651,6 +652,7 @@ def test_damaged_files_raise_only_value_error(compressed: bool, cut: float, flip
             assert not truncated, "a truncated file loaded"
 
 
+@settings(max_examples=500)
 @given(
     prefix=st.sampled_from([b"", b"PK\x03\x04", b"PK\x05\x06", b"\x93NUMPY\x01\x00"]),
     junk=st.binary(max_size=300),

@@ -12,10 +12,11 @@ from .layers import (  # noqa: E402
 from .losses import SigmoidBinaryCrossEntropy, SoftmaxCrossEntropy  # noqa: E402
 from .model import Sequential  # noqa: E402
 from .io import load_model  # noqa: E402
+from .safety import CallOrderError, NonFiniteError  # noqa: E402
 from .optimizers import SGD, Adam  # noqa: E402
 
 __all__ = [
-    "Sequential", "load_model", "Layer", "Conv2D", "MaxPool2D", "MaxPooling2D", "Dense", "ReLU", "Softmax",
+    "Sequential", "load_model", "NonFiniteError", "CallOrderError", "Layer", "Conv2D", "MaxPool2D", "MaxPooling2D", "Dense", "ReLU", "Softmax",
     "Sigmoid", "Flatten", "SoftmaxCrossEntropy", "SigmoidBinaryCrossEntropy", "SGD", "Adam",
     "layers", "losses", "optimizers", "initializers", "gradcheck", "reference", "zoo", "datasets",
     "metrics",

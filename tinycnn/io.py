@@ -26,13 +26,13 @@ import io
 import json
 import os
 import tempfile
-import zipfile
 from pathlib import Path
 
 import numpy as np
 
 from . import __version__, layers as layers_mod, losses as losses_mod, optimizers as optimizers_mod
 from .model import Sequential
+from .npz import NpzError, read_npz
 
 FORMAT = "tinycnn-model"
 VERSION = 1
@@ -71,8 +71,12 @@ def atomic_write_text(path, text: str) -> Path:
     return atomic_write(path, lambda f: f.write(text.encode("utf-8")))
 
 
-def save_model(model: Sequential, path, include_optimizer: bool = True) -> Path:
-    """Write ``model`` (architecture, weights, compile settings, ``model.metadata``) to ``path``."""
+def save_model(model: Sequential, path, include_optimizer: bool = True, training_state: dict | None = None) -> Path:
+    """Write ``model`` (architecture, weights, compile settings, ``model.metadata``) to ``path``.
+
+    ``training_state`` (used by ``fit(checkpoint=...)``) adds what resuming needs: the epoch,
+    the history and the state of the model's random generator.
+    """
     if not model.built:
         raise ValueError("save_model: the model is not built yet; build it (or pass input_shape) first")
     doc = {
@@ -83,6 +87,8 @@ def save_model(model: Sequential, path, include_optimizer: bool = True) -> Path:
         "compile": None,
         "metadata": _jsonable(getattr(model, "metadata", {}) or {}),
     }
+    if training_state is not None:
+        doc["training_state"] = _jsonable(training_state)
     arrays = {f"params/{name}": value for name, value in model.named_params()}
     if model.loss is not None and model.optimizer is not None:
         opt = model.optimizer
@@ -108,20 +114,54 @@ def save_model(model: Sequential, path, include_optimizer: bool = True) -> Path:
 def load_model(path) -> Sequential:
     """Read a model written by :func:`save_model`. Raises :class:`ModelFileError` (a ValueError)
     naming the file and the problem for anything that is not a valid tinycnn model file."""
+    doc, arrays, path = _read(path)
+    return _rebuild(doc, arrays, path)
+
+
+def load_training_state(model: Sequential, path) -> dict:
+    """Restore a checkpoint written by ``fit(checkpoint=...)`` into ``model`` (weights, optimizer
+    state, random generator) and return its training state (``epoch``, ``history``, ``best``).
+
+    The checkpoint must come from the same architecture and optimizer, or a ModelFileError says
+    what differs.
+    """
+    doc, arrays, path = _read(path)
+    state = doc.get("training_state")
+    if not isinstance(state, dict) or not {"epoch", "history", "rng"} <= set(state):
+        raise ModelFileError(f"{path}: a model file but not a training checkpoint (no training state); "
+                             "write one with fit(..., checkpoint=PATH)")
+    saved = _rebuild(doc, arrays, path)
+    mine = [(type(l).__name__, {k: v for k, v in l.get_config().items() if k != "name"}) for l in model.layers]
+    theirs = [(type(l).__name__, {k: v for k, v in l.get_config().items() if k != "name"}) for l in saved.layers]
+    if mine != theirs or saved.input_shape != model.input_shape or saved.dtype != model.dtype:
+        raise ModelFileError(f"{path}: the checkpoint's architecture differs from this model's")
+    if type(saved.optimizer) is not type(model.optimizer) or saved.optimizer.get_config() != model.optimizer.get_config():
+        raise ModelFileError(f"{path}: the checkpoint was trained with {type(saved.optimizer).__name__}"
+                             f"{saved.optimizer.get_config() if saved.optimizer else ''}, this model is compiled with "
+                             f"{type(model.optimizer).__name__}{model.optimizer.get_config()}")
+    model.set_weights(saved.get_weights())
+    model.optimizer.slots = saved.optimizer.slots
+    model.optimizer.iterations = saved.optimizer.iterations
+    try:
+        model.rng.bit_generator.state = state["rng"]
+    except (TypeError, ValueError, KeyError) as err:
+        raise ModelFileError(f"{path}: invalid random-generator state ({err})") from None
+    return state
+
+
+def _read(path) -> tuple[dict, dict, Path]:
+    """The JSON document and the arrays of a model file, checked for format and version."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"load_model: no such file: {path}")
     try:
-        with np.load(path, allow_pickle=False) as npz:
-            arrays = {key: npz[key] for key in npz.files}
-    except (ValueError, OSError, EOFError, zipfile.BadZipFile, KeyError, RuntimeError) as err:
-        raise ModelFileError(f"{path}: not a readable tinycnn model file ({type(err).__name__}: {err})") from None
-    except Exception as err:  # numpy's header parser can raise others on damaged files
-        raise ModelFileError(f"{path}: not a readable tinycnn model file ({type(err).__name__}: {err})") from None
+        arrays = read_npz(path)
+    except NpzError as err:
+        raise ModelFileError(f"{path}: not a readable tinycnn model file ({err})") from None
     if not isinstance(arrays, dict) or HEADER not in arrays:
         raise ModelFileError(f"{path}: not a tinycnn model file (no '{HEADER}' entry)")
     doc = _read_header(arrays.pop(HEADER), path)
-    return _rebuild(doc, arrays, path)
+    return doc, arrays, path
 
 
 def _read_header(header: np.ndarray, path: Path) -> dict:

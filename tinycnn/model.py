@@ -25,6 +25,7 @@ from . import losses as losses_mod
 from . import optimizers as optimizers_mod
 from .layers.activations import Sigmoid, Softmax
 from .layers.base import Layer
+from .safety import DeferredInterrupt, NonFiniteError, first_nonfinite_gradient, first_nonfinite_output
 
 
 class Sequential:
@@ -203,6 +204,10 @@ class Sequential:
             )
         if x.ndim < 2 or x.shape[0] == 0:
             raise ValueError(f"{self.name}: {what} must be a non-empty batch, got shape {x.shape}")
+        if not np.all(np.isfinite(x)):
+            rows_ok = np.isfinite(x.reshape(x.shape[0], -1)).all(axis=1)
+            bad = int(np.flatnonzero(~rows_ok)[0])
+            raise ValueError(f"{self.name}: {what} contains NaN or inf (first in sample {bad})")
         if not self.built:
             self.build(x.shape[1:])
         if x.shape[1:] != self.input_shape:
@@ -253,16 +258,29 @@ class Sequential:
         self._check_loss_matches_output()
 
     def train_on_batch(self, x, y) -> dict:
-        """One optimizer step on one batch; returns ``{"loss": ..., "accuracy": ...}`` (before the step)."""
+        """One optimizer step on one batch; returns ``{"loss": ..., "accuracy": ...}`` (before the step).
+
+        If the loss, a layer's output or a gradient is not finite, raises :class:`NonFiniteError`
+        naming the first layer where it appeared, and the step is *not* applied.
+        """
         loss, logits = self.loss_and_grads(x, y)
         if not math.isfinite(loss):
-            raise FloatingPointError(f"{self.name}: the loss is {loss}; the step was not applied")
+            index, layer = first_nonfinite_output(self.layers, self._prepare_input(x))
+            where = f"first in the output of layer '{layer.name}' ({type(layer).__name__}, layer {index})" \
+                if layer is not None else "in the loss itself (check the labels)"
+            raise NonFiniteError(f"{self.name}: the loss is {loss}: non-finite values appeared {where}; "
+                                 "the step was not applied")
+        layer, key = first_nonfinite_gradient(self.layers)
+        if layer is not None:
+            raise NonFiniteError(f"{self.name}: non-finite gradient, first in '{layer.name}/{key}' "
+                                 "(in backward order); the step was not applied")
         accuracy = self.loss.accuracy(logits, y)
         self.optimizer.apply(self.params, self.grads)
         return {"loss": loss, "accuracy": accuracy}
 
     def fit(self, x, y, epochs=1, batch_size=32, validation_data=None, shuffle=True, verbose=1,
-            callbacks=(), augment=None) -> dict:
+            callbacks=(), augment=None, checkpoint=None, checkpoint_best=None, monitor="val_loss",
+            resume=None) -> dict:
         """Train for ``epochs`` passes over ``(x, y)`` in mini-batches.
 
         Returns the history: ``{"loss": [...], "accuracy": [...]}`` per epoch, plus
@@ -274,50 +292,106 @@ class Sequential:
         join the history and the progress bar, and may set ``model.stop_training = True``.
         ``augment``: a function ``augment(x_batch, rng) -> x_batch`` applied to every training
         batch (e.g. random shifts), with the model's random generator.
+
+        Safety:
+
+        * ``checkpoint=PATH`` writes the whole training state (weights, optimizer state, random
+          generator, history, epoch) atomically after every epoch; ``checkpoint_best=PATH`` does
+          so whenever ``monitor`` (a history key; lower is better for losses, higher otherwise)
+          improves. Both files load with ``tinycnn.load_model``.
+        * ``resume=PATH`` continues from such a checkpoint: the run ends with exactly the weights
+          an uninterrupted run would have (same seed, data and machine). ``epochs`` is the total.
+        * Ctrl-C finishes the current step, then returns the history of the completed epochs
+          (``model.stop_reason`` says where it stopped); the weights are those of the last step.
+        * NaN/inf in the loss, an output or a gradient raises :class:`NonFiniteError` naming the
+          epoch, step and layer; the weights stay those of the last finite step.
         """
         self._require_compiled()
         _check_positive_int(epochs, "epochs")
         _check_positive_int(batch_size, "batch_size")
         x = self._prepare_input(x)
         y = np.asarray(y)
-        if y.shape[0] != x.shape[0]:
-            raise ValueError(f"{self.name}: x has {x.shape[0]} samples but y has {y.shape[0]}")
+        if y.ndim == 0 or y.shape[0] != x.shape[0]:
+            raise ValueError(f"{self.name}: x has {x.shape[0]} samples but y has shape {y.shape}")
+        y = self.loss.check_labels(y, (x.shape[0], *self.output_shape))   # all labels, once
+        if validation_data is not None:
+            if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
+                raise ValueError(f"{self.name}: validation_data must be a pair (x_val, y_val)")
         n = x.shape[0]
         history: dict[str, list[float]] = {"loss": [], "accuracy": []}
+        first_epoch, best = 1, None
+        if resume is not None:
+            from .io import load_training_state
+            state = load_training_state(self, resume)
+            history, first_epoch, best = state["history"], state["epoch"] + 1, state.get("best")
         self.stop_training = False
-        for epoch in range(1, epochs + 1):
-            order = self.rng.permutation(n) if shuffle else np.arange(n)
-            total_loss = total_acc = 0.0
-            bar = tqdm(total=n, desc=f"Epoch {epoch}/{epochs}", unit="img", disable=verbose != 1,
-                       leave=True, dynamic_ncols=True)
+        self.stop_reason = None
+        with DeferredInterrupt() as interrupt:
+            for epoch in range(first_epoch, epochs + 1):
+                logs = self._train_epoch(x, y, epoch, epochs, batch_size, shuffle, augment, verbose, interrupt)
+                if logs is None:                                   # Ctrl-C: stop, keep what is done
+                    break
+                if validation_data is not None:
+                    val = self.evaluate(*validation_data, batch_size=max(batch_size, 256))
+                    logs.update(val_loss=val["loss"], val_accuracy=val["accuracy"])
+                for callback in callbacks:
+                    callback(self, epoch, logs)
+                for key, value in logs.items():
+                    history.setdefault(key, []).append(value)
+                if verbose == 2:
+                    print(f"Epoch {epoch}/{epochs} - " + " - ".join(f"{k}: {v:.4f}" for k, v in logs.items()))
+                best = self._save_checkpoints(epoch, history, logs, checkpoint, checkpoint_best, monitor, best)
+                if self.stop_training:
+                    self.stop_reason = self.stop_reason or f"stopped by a callback after epoch {epoch}"
+                    break
+        return history
+
+    def _train_epoch(self, x, y, epoch, epochs, batch_size, shuffle, augment, verbose, interrupt):
+        """One pass over the data; returns the epoch's logs, or None if Ctrl-C stopped it."""
+        n = x.shape[0]
+        order = self.rng.permutation(n) if shuffle else np.arange(n)
+        total_loss = total_acc = 0.0
+        with tqdm(total=n, desc=f"Epoch {epoch}/{epochs}", unit="img", disable=verbose != 1,
+                  dynamic_ncols=True) as bar:
             for step, start in enumerate(range(0, n, batch_size), start=1):
                 idx = order[start:start + batch_size]
                 x_batch = x[idx] if augment is None else augment(x[idx], self.rng)
                 try:
                     stats = self.train_on_batch(x_batch, y[idx])
-                except FloatingPointError as err:
-                    bar.close()
-                    raise FloatingPointError(f"epoch {epoch}, step {step}: {err}") from None
+                except NonFiniteError as err:
+                    raise NonFiniteError(f"epoch {epoch}, step {step}: {err}") from None
                 total_loss += stats["loss"] * len(idx)
                 total_acc += stats["accuracy"] * len(idx)
                 seen = min(start + batch_size, n)
                 bar.update(len(idx))
                 bar.set_postfix(loss=f"{total_loss / seen:.4f}", acc=f"{total_acc / seen:.4f}", refresh=False)
-            logs = {"loss": total_loss / n, "accuracy": total_acc / n}
-            if validation_data is not None:
-                val = self.evaluate(*validation_data, batch_size=max(batch_size, 256))
-                logs.update(val_loss=val["loss"], val_accuracy=val["accuracy"])
-            for callback in callbacks:
-                callback(self, epoch, logs)
-            for key, value in logs.items():
-                history.setdefault(key, []).append(value)
-            bar.set_postfix({key: f"{value:.4f}" for key, value in logs.items()}, refresh=True)
-            bar.close()
-            if verbose == 2:
-                print(f"Epoch {epoch}/{epochs} - " + " - ".join(f"{k}: {v:.4f}" for k, v in logs.items()))
-            if self.stop_training:
-                break
-        return history
+                if interrupt.requested:
+                    self.stop_reason = f"interrupted (Ctrl-C) in epoch {epoch} after step {step}"
+                    if verbose:
+                        print(f"\n{self.name}: {self.stop_reason}; returning the history of the completed epochs")
+                    return None
+        return {"loss": total_loss / n, "accuracy": total_acc / n}
+
+    def _save_checkpoints(self, epoch, history, logs, checkpoint, checkpoint_best, monitor, best):
+        """Write the per-epoch and best checkpoints; returns the best monitored value so far."""
+        if checkpoint_best is not None:
+            if monitor not in logs:
+                raise ValueError(f"{self.name}: checkpoint_best monitors {monitor!r}, which is not among the "
+                                 f"epoch's logs {sorted(logs)}; pass validation_data or another monitor")
+            value = logs[monitor]
+            lower_is_better = "loss" in monitor
+            if best is None or (value < best if lower_is_better else value > best):
+                best = value
+                self._write_state(checkpoint_best, epoch, history, best)
+        if checkpoint is not None:
+            self._write_state(checkpoint, epoch, history, best)
+        return best
+
+    def _write_state(self, path, epoch, history, best):
+        from .io import save_model
+        save_model(self, path, include_optimizer=True,
+                   training_state={"epoch": epoch, "history": history, "best": best,
+                                   "rng": self.rng.bit_generator.state})
 
     def save(self, path, include_optimizer: bool = True):
         """Save architecture, weights, compile settings and ``metadata`` to one ``.npz`` file

@@ -120,6 +120,10 @@ def train(dataset: str = "pneumoniamnist", recipe: Recipe = DEFAULT_RECIPE, seed
               f"{len(x_train)} training images) for {recipe.epochs} epochs, seed {seed}")
     history = model.fit(x_train, y_train, epochs=recipe.epochs, batch_size=recipe.batch_size,
                         verbose=1 if verbose else 0, callbacks=[keep_best_by_val_auc], augment=augment)
+    if best["weights"] is None:                  # Ctrl-C before the first epoch ended
+        raise KeyboardInterrupt
+    if model.stop_reason and verbose:
+        print(f"{model.stop_reason}: evaluating the best of the {len(history['loss'])} completed epochs")
     model.set_weights(best["weights"])
     val_scores, _ = score(model, x_val, data.val.labels, info.task)
     test_scores, test_score_array = score(model, x_test, data.test.labels, info.task)

@@ -36,6 +36,8 @@ from typing import BinaryIO, NamedTuple
 import numpy as np
 from tqdm import tqdm
 
+from ..npz import read_npz
+
 __all__ = [
     "DatasetInfo",
     "DownloadError",
@@ -558,36 +560,16 @@ def _read_npz(path: Path) -> dict[str, np.ndarray]:
     the six keys. Pickled (object) arrays are refused: a data file must not run code.
     """
     # Opening the file can fail for reasons of the system (no such file, no permission): those
-    # errors pass through as they are. Past this point, any error comes from the file's content.
-    with open(path, "rb") as file:
-        # A damaged file can make zipfile and numpy raise many kinds of exception (BadZipFile,
-        # EOFError, zlib.error, ValueError, ...). They all mean the same thing to the caller, so
-        # they all become one ValueError that names the file.
-        try:
-            loaded = np.load(file, allow_pickle=False)
-        except Exception as error:
-            raise ValueError(f"{path}: not a valid .npz file ({error!r})") from error
-        if isinstance(loaded, np.ndarray):
-            raise ValueError(
-                f"{path}: expected an .npz archive of arrays, found a single .npy array"
-            )
-
-        arrays = {}
-        with loaded as archive:
-            missing = [key for key in _REQUIRED_KEYS if key not in archive.files]
-            if missing:
-                raise ValueError(
-                    f"{path}: missing key(s) {', '.join(missing)}; expected keys "
-                    f"{', '.join(_REQUIRED_KEYS)}, found {', '.join(archive.files) or 'none'}"
-                )
-            for key in _REQUIRED_KEYS:
-                try:
-                    arrays[key] = archive[key]
-                except Exception as error:
-                    raise ValueError(
-                        f"{path}: key {key!r} could not be read, the file is damaged ({error!r})"
-                    ) from error
-    return arrays
+    # errors pass through as they are. Anything wrong with the content is a ValueError naming
+    # the file (tinycnn.npz checks checksums and array headers before reading any data).
+    archive = read_npz(path)
+    missing = [key for key in _REQUIRED_KEYS if key not in archive]
+    if missing:
+        raise ValueError(
+            f"{path}: missing key(s) {', '.join(missing)}; expected keys "
+            f"{', '.join(_REQUIRED_KEYS)}, found {', '.join(archive) or 'none'}"
+        )
+    return {key: archive[key] for key in _REQUIRED_KEYS}
 
 
 def _check_split(

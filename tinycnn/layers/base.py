@@ -136,5 +136,6 @@ class Layer:
     def cached(self):
         """What the last ``forward`` stored for ``backward`` (an error if there was none)."""
         if self._cache is None:
-            raise RuntimeError(f"{self.label}: backward called before forward")
+            from ..safety import CallOrderError
+            raise CallOrderError(f"{self.label}: backward called before forward")
         return self._cache
