@@ -121,7 +121,10 @@ def test_forward_loss_and_gradients_match_keras(keras, spec):
 @given(spec=model_specs(), which=st.sampled_from(["adam", "sgd_momentum", "sgd_nesterov"]))
 def test_weights_after_1_and_10_steps_match_keras(keras, spec, which):
     from tinycnn.interop.keras import to_keras
-    make = {"adam": lambda: tc.Adam(0.01), "sgd_momentum": lambda: tc.SGD(0.05, momentum=0.9),
+    # Adam's first steps move each weight by ~lr·g/|g|: a gradient entry that is float32 rounding
+    # noise (|g| ~ 1e-6, e.g. from cancellation) would move by a non-reproducible ±lr. ε = 1e-3
+    # keeps such entries from being blown up — and makes Keras's placement of ε matter more.
+    make = {"adam": lambda: tc.Adam(0.01, epsilon=1e-3), "sgd_momentum": lambda: tc.SGD(0.05, momentum=0.9),
             "sgd_nesterov": lambda: tc.SGD(0.05, momentum=0.9, nesterov=True)}[which]
     model = build(spec, make())
     k_model = to_keras(model)
@@ -167,9 +170,10 @@ def test_keras_written_model_converts(keras):
 
 
 @pytest.mark.parametrize("make, match", [
-    (lambda k: k.layers.Dropout(0.5), "Dropout has no tinycnn equivalent"),
+    (lambda k: k.layers.GaussianNoise(0.1), "GaussianNoise has no tinycnn equivalent"),
     (lambda k: k.layers.Conv2D(2, 3, dilation_rate=2), "dilation_rate"),
-    (lambda k: k.layers.Dense(3, activation="tanh"), "activation 'tanh'"),
+    (lambda k: k.layers.Dense(3, activation="gelu"), "activation 'gelu'"),
+    (lambda k: k.layers.Dense(3, kernel_regularizer=k.regularizers.L1(0.1)), "kernel_regularizer L1"),
     (lambda k: k.layers.ReLU(max_value=6.0), "max_value"),
 ])
 def test_unsupported_keras_layers_are_named(keras, make, match):
@@ -177,3 +181,102 @@ def test_unsupported_keras_layers_are_named(keras, make, match):
     k_model = keras.Sequential([keras.Input((8, 8, 1)), make(keras)])
     with pytest.raises(ValueError, match=match):
         from_keras(k_model)
+
+
+# --------------------------------------------------------------------------------------------
+# The layers against overfitting: BatchNormalization (training and inference mode), pooling,
+# activations, L2 regularization, AdamW — and Dropout at inference
+# --------------------------------------------------------------------------------------------
+@st.composite
+def regularized_specs(draw):
+    """Layer recipes ``(class, kwargs)``; a layer followed by BatchNormalization has no bias (its
+    gradient would be exactly 0 in theory, leaving only rounding noise to compare)."""
+    h, w, c = draw(st.integers(4, 9)), draw(st.integers(4, 9)), draw(st.integers(1, 3))
+    l2 = draw(st.sampled_from([None, 0.01, 0.1]))
+    bn_after_conv = draw(st.booleans())
+    layers = [(tc.Conv2D, dict(filters=draw(st.integers(2, 4)), kernel_size=draw(st.integers(1, 3)), padding="same",
+                               activation=None if bn_after_conv else draw(st.sampled_from([None, "tanh", "leaky_relu"])),
+                               use_bias=not bn_after_conv, kernel_regularizer=l2))]
+    if bn_after_conv:
+        layers.append((tc.BatchNormalization, dict(momentum=draw(st.sampled_from([0.9, 0.99])), epsilon=1e-3)))
+    layers.append(draw(st.sampled_from([(tc.LeakyReLU, dict(negative_slope=0.3)), (tc.Tanh, {}), (tc.ReLU, {})])))
+    layers.append((tc.AveragePooling2D, dict(pool_size=2, strides=draw(st.integers(1, 2)),
+                                             padding=draw(st.sampled_from(["valid", "same"])))))
+    layers.append(draw(st.sampled_from([(tc.GlobalAveragePooling2D, {}), (tc.Flatten, {})])))
+    layers.append((tc.Dense, dict(units=draw(st.integers(2, 5)), use_bias=False, kernel_regularizer=l2)))
+    layers.append((tc.BatchNormalization, {}))
+    layers.append((tc.Dense, dict(units=draw(st.integers(2, 4)), activation="softmax")))
+    # batches of 8–16: BatchNormalization over 3 samples is ill-conditioned in float32 (and unrealistic)
+    return {"input": (h, w, c), "layers": layers, "batch": draw(st.integers(8, 16)), "seed": draw(st.integers(0, 2**16))}
+
+
+def regularized_model(spec, optimizer):
+    model = tc.Sequential([cls(**kwargs) for cls, kwargs in spec["layers"]], input_shape=spec["input"],
+                          seed=spec["seed"])
+    model.compile(optimizer, "sparse_categorical_crossentropy")
+    rng = np.random.default_rng(spec["seed"])
+    for layer in model.layers:                     # non-trivial BN state and affine parameters
+        if isinstance(layer, tc.BatchNormalization):
+            c = layer.params["gamma"].shape[0]
+            layer.params["gamma"][...] = rng.uniform(0.5, 1.5, c)
+            layer.params["beta"][...] = rng.normal(0, 0.5, c)
+            layer.state["moving_mean"][...] = rng.normal(0, 0.5, c)
+            layer.state["moving_variance"][...] = rng.uniform(0.5, 2, c)
+    return model
+
+
+def keras_objective(keras, k_model, x, y, training=True):
+    import tensorflow as tf
+    with tf.GradientTape() as tape:
+        loss = k_model.loss(y, k_model(x, training=training)) + sum(k_model.losses)
+    return float(loss), [g.numpy() for g in tape.gradient(loss, k_model.trainable_weights)]
+
+
+@SETTINGS
+@given(spec=regularized_specs(), which=st.sampled_from(["adam", "adamw", "sgd_momentum"]))
+def test_batchnorm_pooling_activations_l2_and_adamw_match_keras(keras, spec, which):
+    from tinycnn.interop.keras import to_keras
+    make = {"adam": lambda: tc.Adam(0.01, epsilon=1e-3),           # ε: see the test above
+            "adamw": lambda: tc.optimizers.AdamW(0.01, weight_decay=0.05, epsilon=1e-3),
+            "sgd_momentum": lambda: tc.SGD(0.05, momentum=0.9)}[which]
+    model = regularized_model(spec, make())
+    k_model = to_keras(model)
+    rng = np.random.default_rng(spec["seed"])
+    xs = rng.standard_normal((10, spec["batch"], *spec["input"])).astype(np.float32)
+    ys = rng.integers(0, model.output_shape[-1], (10, spec["batch"]))
+    # Inference mode (moving statistics) and training mode (batch statistics), outputs and loss.
+    assert rel_error(model.predict(xs[0]), k_model(xs[0], training=False).numpy()) < 1e-5
+    assert rel_error(model.forward(xs[0], training=True), k_model(xs[0], training=True).numpy()) < 1e-5
+    model = regularized_model(spec, make())                 # undo the BN updates of that forward pass
+    k_model = to_keras(model)
+    for step, (x, y) in enumerate(zip(xs, ys), start=1):
+        loss, _ = model.loss_and_grads(x, y)
+        grads = [g.copy() for g in model.grads]
+        k_loss, k_grads = keras_objective(keras, k_model, x, y)
+        if step == 1:
+            assert loss == pytest.approx(k_loss, rel=1e-5)
+            # Measured against the scale of the whole gradient: BatchNormalization removes any
+            # batch-wide shift, so weights upstream of it (a bias especially) can have a true
+            # gradient near 0 whose float32 value is mostly cancellation noise in both frameworks.
+            flat, k_flat = np.concatenate([g.ravel() for g in grads]), np.concatenate([g.ravel() for g in k_grads])
+            assert rel_error(flat, k_flat) < 1e-4, {name: rel_error(g, kg) for (name, _), g, kg
+                                                    in zip(model.named_params(), grads, k_grads)}
+        model.optimizer.apply(model.params, model.grads)
+        k_model.optimizer.apply_gradients(zip(k_grads, k_model.trainable_weights))
+        if step in (1, 10):                                     # (whole-model scale: see above)
+            mine, theirs = model.named_weights(), k_model.get_weights()
+            flat = np.concatenate([w.ravel() for _, w in mine])
+            k_flat = np.concatenate([w.ravel() for w in theirs])
+            assert rel_error(flat, k_flat) < 1e-4, (which, step, {name: rel_error(w, kw) for (name, w), kw
+                                                                  in zip(mine, theirs)})
+
+
+def test_dropout_converts_and_is_the_identity_at_inference(keras):
+    from tinycnn.interop.keras import from_keras, to_keras
+    model = tc.Sequential([tc.Flatten(), tc.Dense(6, activation="relu"), tc.Dropout(0.5, seed=1),
+                           tc.Dense(2, activation="softmax")], input_shape=(3, 3, 1), seed=0)
+    k_model = to_keras(model, compile=False)
+    x = np.random.default_rng(0).random((4, 3, 3, 1)).astype(np.float32)
+    assert rel_error(model.predict(x), k_model(x, training=False).numpy()) < 1e-6
+    back = from_keras(k_model)
+    assert isinstance(back.layers[2], tc.Dropout) and back.layers[2].rate == 0.5

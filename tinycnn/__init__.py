@@ -7,7 +7,8 @@ __version__ = "0.1.0"
 
 from . import datasets, gradcheck, initializers, layers, losses, metrics, optimizers, reference, zoo  # noqa: E402
 from .layers import (  # noqa: E402
-    Conv2D, Dense, Flatten, Layer, MaxPool2D, MaxPooling2D, ReLU, Sigmoid, Softmax,
+    AveragePooling2D, AvgPool2D, BatchNormalization, Conv2D, Dense, Dropout, Flatten,
+    GlobalAveragePooling2D, Layer, LeakyReLU, MaxPool2D, MaxPooling2D, ReLU, Sigmoid, Softmax, Tanh,
 )
 from .losses import SigmoidBinaryCrossEntropy, SoftmaxCrossEntropy  # noqa: E402
 from .model import Sequential  # noqa: E402
@@ -16,8 +17,9 @@ from .safety import CallOrderError, NonFiniteError  # noqa: E402
 from .optimizers import SGD, Adam  # noqa: E402
 
 __all__ = [
-    "Sequential", "load_model", "NonFiniteError", "CallOrderError", "Layer", "Conv2D", "MaxPool2D", "MaxPooling2D", "Dense", "ReLU", "Softmax",
-    "Sigmoid", "Flatten", "SoftmaxCrossEntropy", "SigmoidBinaryCrossEntropy", "SGD", "Adam",
+    "Sequential", "load_model", "NonFiniteError", "CallOrderError", "Layer", "Conv2D", "MaxPool2D", "MaxPooling2D", "AveragePooling2D",
+    "AvgPool2D", "GlobalAveragePooling2D", "Dense", "Dropout", "BatchNormalization", "ReLU",
+    "LeakyReLU", "Tanh", "Softmax", "Sigmoid", "Flatten", "SoftmaxCrossEntropy", "SigmoidBinaryCrossEntropy", "SGD", "Adam",
     "layers", "losses", "optimizers", "initializers", "gradcheck", "reference", "zoo", "datasets",
     "metrics",
 ]

@@ -59,6 +59,22 @@ def numerical_gradient(f: Callable[[], float], x: np.ndarray, h: float = 1e-5,
     return grad
 
 
+def repeatable(layers) -> Callable[[], None]:
+    """A function that resets every layer's random generator (Dropout's masks) and state
+    (BatchNormalization's moving statistics) to what they are now, so that repeated forward
+    passes compute the same function — finite differences need exactly that."""
+    generators = [(layer, layer.rng.bit_generator.state) for layer in layers if hasattr(layer, "rng")]
+    states = [(layer, {key: value.copy() for key, value in layer.state.items()}) for layer in layers]
+
+    def reset() -> None:
+        for layer, state in generators:
+            layer.rng.bit_generator.state = state
+        for layer, saved in states:
+            for key, value in saved.items():
+                layer.state[key][...] = value
+    return reset
+
+
 def check_layer(layer, x: np.ndarray, h: float = 1e-5, seed: int = 0) -> dict[str, float]:
     """Relative errors of a layer's input gradient and every parameter gradient.
 
@@ -70,18 +86,22 @@ def check_layer(layer, x: np.ndarray, h: float = 1e-5, seed: int = 0) -> dict[st
         layer.build(x.shape[1:], rng=np.random.default_rng(seed), dtype=np.float64)
     if layer.dtype != np.float64:
         raise TypeError(f"check_layer: {layer.label} has {layer.dtype} weights; build it in float64")
+    reset = repeatable([layer])
     out = layer.forward(x, training=True)
     upstream = np.random.default_rng(seed).standard_normal(out.shape)
 
     def loss() -> float:
+        reset()
         return float(np.sum(upstream * layer.forward(x, training=True)))
 
+    reset()
     layer.forward(x, training=True)
     dx = layer.backward(upstream)
     analytic = {"input": dx, **{k: g.copy() for k, g in layer.grads.items()}}
     errors = {"input": rel_error(dx, numerical_gradient(loss, x, h))}
     for key, param in layer.params.items():
         errors[key] = rel_error(analytic[key], numerical_gradient(loss, param, h))
+    reset()
     return errors
 
 
@@ -95,14 +115,15 @@ def check_model(model, x, y, h: float = 1e-5, max_entries: int | None = None,
     if model.dtype != np.float64:
         raise TypeError(f"check_model: the model is {model.dtype}; call model.astype('float64') first")
     x = np.asarray(x, dtype=np.float64)
+    reset = repeatable(model.layers)
+    reset()
     model.loss_and_grads(x, y)
     analytic = [g.copy() for g in model.grads]
     rng = np.random.default_rng(seed)
 
     def loss() -> float:
-        out = model.forward(x, training=True)
-        logits = model._logits() if model._fused() else out
-        return model.loss.forward(logits, y)
+        reset()
+        return model.compute_loss(x, y)
 
     errors = {}
     for (name, param), grad in zip(model.named_params(), analytic):
@@ -112,4 +133,5 @@ def check_model(model, x, y, h: float = 1e-5, max_entries: int | None = None,
             idx = rng.choice(param.size, size=max_entries, replace=False)
             numeric = numerical_gradient(loss, param, h, indices=idx)
             errors[name] = rel_error(grad.reshape(-1)[idx], numeric.reshape(-1)[idx])
+    reset()
     return errors

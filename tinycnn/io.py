@@ -39,10 +39,11 @@ VERSION = 1
 HEADER = "__tinycnn__"
 
 LAYER_CLASSES = {name: getattr(layers_mod, name) for name in
-                 ("Conv2D", "MaxPool2D", "Dense", "ReLU", "Softmax", "Sigmoid", "Flatten")}
+                 ("Conv2D", "MaxPool2D", "AveragePooling2D", "GlobalAveragePooling2D", "Dense", "Dropout",
+                  "BatchNormalization", "ReLU", "LeakyReLU", "Tanh", "Softmax", "Sigmoid", "Flatten")}
 LOSS_CLASSES = {"SoftmaxCrossEntropy": losses_mod.SoftmaxCrossEntropy,
                 "SigmoidBinaryCrossEntropy": losses_mod.SigmoidBinaryCrossEntropy}
-OPTIMIZER_CLASSES = {"SGD": optimizers_mod.SGD, "Adam": optimizers_mod.Adam}
+OPTIMIZER_CLASSES = {"SGD": optimizers_mod.SGD, "Adam": optimizers_mod.Adam, "AdamW": optimizers_mod.AdamW}
 
 
 class ModelFileError(ValueError):
@@ -90,6 +91,7 @@ def save_model(model: Sequential, path, include_optimizer: bool = True, training
     if training_state is not None:
         doc["training_state"] = _jsonable(training_state)
     arrays = {f"params/{name}": value for name, value in model.named_params()}
+    arrays.update({f"state/{name}": value for name, value in model.named_state()})
     if model.loss is not None and model.optimizer is not None:
         opt = model.optimizer
         doc["compile"] = {
@@ -144,6 +146,9 @@ def load_training_state(model: Sequential, path) -> dict:
     model.optimizer.iterations = saved.optimizer.iterations
     try:
         model.rng.bit_generator.state = state["rng"]
+        for layer in model.layers:                      # Dropout masks continue where they were
+            if hasattr(layer, "rng") and layer.name in state.get("layer_rngs", {}):
+                layer.rng.bit_generator.state = state["layer_rngs"][layer.name]
     except (TypeError, ValueError, KeyError) as err:
         raise ModelFileError(f"{path}: invalid random-generator state ({err})") from None
     return state
@@ -207,25 +212,31 @@ def _rebuild(doc: dict, arrays: dict, path: Path) -> Sequential:
     except (KeyError, TypeError, ValueError, AttributeError) as err:
         raise ModelFileError(f"{path}: inconsistent architecture ({type(err).__name__}: {err})") from None
 
-    expected = dict(model.named_params())
-    stored = {key[len("params/"):]: value for key, value in arrays.items() if key.startswith("params/")}
-    missing = sorted(set(expected) - set(stored))
-    extra = sorted(set(stored) - set(expected))
-    if missing or extra:
-        raise ModelFileError(f"{path}: weight arrays do not match the architecture "
-                             f"(missing: {missing or 'none'}; unexpected: {extra or 'none'})")
-    for name, param in expected.items():
-        value = stored[name]
-        if value.shape != param.shape:
-            raise ModelFileError(f"{path}: {name} has shape {value.shape}, the architecture needs {param.shape}")
-        if value.dtype.kind != "f":
-            raise ModelFileError(f"{path}: {name} has dtype {value.dtype}, expected a float array")
-        param[...] = value
+    _restore_arrays(model.named_params(), arrays, "params/", path)
+    _restore_arrays(model.named_state(), arrays, "state/", path)
     _restore_optimizer(model, doc, arrays, path)
-    leftovers = [key for key in arrays if not key.startswith(("params/", "optimizer/"))]
+    leftovers = [key for key in arrays if not key.startswith(("params/", "state/", "optimizer/"))]
     if leftovers:
         raise ModelFileError(f"{path}: unexpected arrays {sorted(leftovers)}")
     return model
+
+
+def _restore_arrays(named, arrays, prefix, path) -> None:
+    """Copy ``arrays[prefix + name]`` into each named array, checking names, shapes and dtypes."""
+    expected = dict(named)
+    stored = {key[len(prefix):]: value for key, value in arrays.items() if key.startswith(prefix)}
+    missing = sorted(set(expected) - set(stored))
+    extra = sorted(set(stored) - set(expected))
+    if missing or extra:
+        raise ModelFileError(f"{path}: {prefix.rstrip('/')} arrays do not match the architecture "
+                             f"(missing: {missing or 'none'}; unexpected: {extra or 'none'})")
+    for name, target in expected.items():
+        value = stored[name]
+        if value.shape != target.shape:
+            raise ModelFileError(f"{path}: {name} has shape {value.shape}, the architecture needs {target.shape}")
+        if value.dtype.kind != "f":
+            raise ModelFileError(f"{path}: {name} has dtype {value.dtype}, expected a float array")
+        target[...] = value
 
 
 def _restore_optimizer(model, doc, arrays, path) -> None:

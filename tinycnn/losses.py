@@ -12,6 +12,9 @@ the gradient is simply "predicted minus true" — much better behaved than chain
 Jacobian onto ``−1/p``.
 
 A loss is used as ``loss = L.forward(logits, y)`` then ``dlogits = L.backward()``.
+``L.forward(logits, y, sample_weight)`` weights each sample's loss: the result is
+``Σ wᵢ·ℓᵢ / N`` (Keras's "sum over batch size"), and each row of the gradient is scaled by ``wᵢ``
+— how class weights enter training.
 ``from_logits=False`` (what the Keras strings ``"sparse_categorical_crossentropy"`` and
 ``"binary_crossentropy"`` mean) says that the *model* ends in the softmax/sigmoid; the model then
 hands the loss that layer's logits, so the computation is the same fused one.
@@ -32,7 +35,7 @@ class Loss:
         self.from_logits = bool(from_logits)
         self._cache = None
 
-    def forward(self, logits: np.ndarray, y) -> float:
+    def forward(self, logits: np.ndarray, y, sample_weight=None) -> float:
         raise NotImplementedError
 
     def backward(self) -> np.ndarray:
@@ -52,8 +55,20 @@ class Loss:
 
     def _cached(self):
         if self._cache is None:
-            raise RuntimeError(f"{type(self).__name__}: backward called before forward")
+            from .safety import CallOrderError
+            raise CallOrderError(f"{type(self).__name__}: backward called before forward")
         return self._cache
+
+    def check_sample_weight(self, sample_weight, n, dtype):
+        """None, or a (N,) array of finite non-negative weights in the logits' dtype."""
+        if sample_weight is None:
+            return None
+        w = np.asarray(sample_weight, dtype=dtype)
+        if w.shape != (n,):
+            raise ValueError(f"{type(self).__name__}: sample_weight must have shape ({n},), got {w.shape}")
+        if not np.all(np.isfinite(w)) or np.any(w < 0):
+            raise ValueError(f"{type(self).__name__}: sample_weight must be finite and >= 0")
+        return w
 
 
 class SoftmaxCrossEntropy(Loss):
@@ -80,20 +95,24 @@ class SoftmaxCrossEntropy(Loss):
             )
         return y
 
-    def forward(self, logits, y) -> float:
+    def forward(self, logits, y, sample_weight=None) -> float:
         y = self.check_labels(y, logits.shape)
         n = logits.shape[0]
+        w = self.check_sample_weight(sample_weight, n, logits.dtype)
         shifted = logits - logits.max(axis=1, keepdims=True)          # largest logit becomes 0
         log_sum_exp = np.log(np.exp(shifted).sum(axis=1))
-        loss = np.mean(log_sum_exp - shifted[np.arange(n), y])
-        self._cache = (logits, y)
+        per_sample = log_sum_exp - shifted[np.arange(n), y]            # −log p[n, y_n]
+        loss = np.mean(per_sample) if w is None else np.sum(w * per_sample) / n
+        self._cache = (logits, y, w)
         return float(loss)
 
     def backward(self) -> np.ndarray:
-        logits, y = self._cached()
+        logits, y, w = self._cached()
         n = logits.shape[0]
         grad = softmax(logits)                                          # p
         grad[np.arange(n), y] -= 1                                      # p − onehot(y)
+        if w is not None:
+            grad *= w[:, None]
         return grad / logits.dtype.type(n)                              # (p − onehot(y)) / N
 
     def probabilities(self, logits):
@@ -128,15 +147,21 @@ class SigmoidBinaryCrossEntropy(Loss):
             raise ValueError(f"{type(self).__name__}: labels must be 0 or 1")
         return y
 
-    def forward(self, logits, y) -> float:
+    def forward(self, logits, y, sample_weight=None) -> float:
         y = self.check_labels(y, logits.shape).astype(logits.dtype)
+        w = self.check_sample_weight(sample_weight, logits.shape[0], logits.dtype)
         loss = np.maximum(logits, 0) - logits * y + np.log1p(np.exp(-np.abs(logits)))
-        self._cache = (logits, y)
+        if w is not None:
+            loss = loss * w.reshape(-1, *([1] * (loss.ndim - 1)))
+        self._cache = (logits, y, w)
         return float(loss.mean())
 
     def backward(self) -> np.ndarray:
-        logits, y = self._cached()
-        return (sigmoid(logits) - y) / logits.dtype.type(logits.size)
+        logits, y, w = self._cached()
+        grad = (sigmoid(logits) - y) / logits.dtype.type(logits.size)
+        if w is not None:
+            grad *= w.reshape(-1, *([1] * (grad.ndim - 1)))
+        return grad
 
     def probabilities(self, logits):
         return sigmoid(logits)
@@ -144,6 +169,14 @@ class SigmoidBinaryCrossEntropy(Loss):
     def accuracy(self, logits, y) -> float:
         y = self.check_labels(y, logits.shape)
         return float(np.mean((logits > 0) == (y == 1)))
+
+
+def balanced_class_weights(y: np.ndarray, n_classes: int) -> np.ndarray:
+    """``n_samples / (n_classes · count_c)`` for each class c (scikit-learn's "balanced"): every
+    class then carries the same total weight in the loss. A class absent from ``y`` gets 0."""
+    counts = np.bincount(y, minlength=n_classes).astype(np.float64)
+    safe = np.maximum(counts, 1)
+    return np.where(counts > 0, len(y) / (n_classes * safe), 0.0)
 
 
 _BY_NAME = {

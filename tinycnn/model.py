@@ -23,7 +23,9 @@ from tqdm.auto import tqdm
 
 from . import losses as losses_mod
 from . import optimizers as optimizers_mod
+from .callbacks import as_callback
 from .layers.activations import Sigmoid, Softmax
+from .losses import balanced_class_weights
 from .layers.base import Layer
 from .safety import DeferredInterrupt, NonFiniteError, first_nonfinite_gradient, first_nonfinite_output
 
@@ -102,6 +104,8 @@ class Sequential:
             for key in layer.params:
                 layer.params[key] = layer.params[key].astype(self.dtype)
                 layer.grads[key] = np.zeros_like(layer.params[key])
+            for key in layer.state:
+                layer.state[key] = layer.state[key].astype(self.dtype)
         if self.optimizer is not None:
             self.optimizer.slots = None
         return self
@@ -119,15 +123,28 @@ class Sequential:
     def grads(self) -> list[np.ndarray]:
         return [layer.grads[key] for layer in self.layers for key in layer.params]
 
+    def named_state(self) -> list[tuple[str, np.ndarray]]:
+        """Non-trainable arrays, e.g. ``("batch_normalization/moving_mean", array)``."""
+        return [(f"{layer.name}/{key}", value) for layer in self.layers for key, value in layer.state.items()]
+
+    def named_weights(self) -> list[tuple[str, np.ndarray]]:
+        """Trainable and non-trainable arrays in Keras's order: layer by layer, params then state."""
+        return [(f"{layer.name}/{key}", value) for layer in self.layers
+                for key, value in [*layer.params.items(), *layer.state.items()]]
+
     def count_params(self) -> int:
         return sum(layer.count_params() for layer in self.layers)
 
+    def count_trainable_params(self) -> int:
+        return sum(p.size for p in self.params)
+
     def get_weights(self) -> list[np.ndarray]:
-        """Copies of all weights, in Keras's order (layer by layer, kernel before bias)."""
-        return [p.copy() for p in self.params]
+        """Copies of all weights in Keras's order (layer by layer; kernel, bias; BatchNormalization:
+        gamma, beta, moving_mean, moving_variance), as ``keras_model.get_weights()``."""
+        return [w.copy() for _, w in self.named_weights()]
 
     def set_weights(self, weights) -> None:
-        mine = self.named_params()
+        mine = self.named_weights()
         if len(weights) != len(mine):
             raise ValueError(f"set_weights: the model has {len(mine)} weight arrays, got {len(weights)}")
         for (name, param), new in zip(mine, weights):
@@ -147,10 +164,10 @@ class Sequential:
         widths = [max(len(r[i]) for r in rows + [head]) + 2 for i in range(3)]
         line = "─" * sum(widths)
         fmt = lambda r: f"{r[0]:<{widths[0]}}{r[1]:<{widths[1]}}{r[2]:>{widths[2]}}"  # noqa: E731
-        total = self.count_params()
+        total, trainable = self.count_params(), self.count_trainable_params()
         text = "\n".join([f'Model: "{self.name}"', line, fmt(head), line, *map(fmt, rows), line,
-                          f"Total params: {total:,}", f"Trainable params: {total:,}",
-                          "Non-trainable params: 0", line])
+                          f"Total params: {total:,}", f"Trainable params: {trainable:,}",
+                          f"Non-trainable params: {total - trainable:,}", line])
         if print_fn is not None:
             print_fn(text)
         return text
@@ -232,15 +249,28 @@ class Sequential:
             grad = layer.backward(grad)
         return grad
 
-    def loss_and_grads(self, x, y) -> tuple[float, np.ndarray]:
+    def compute_loss(self, x, y, sample_weight=None) -> float:
+        """The training objective on a batch — training-mode forward pass, the loss, plus any
+        weight penalties (``kernel_regularizer``) — without computing gradients."""
+        self._require_compiled()
+        out = self.forward(x, training=True)
+        logits = self._logits() if self._fused() else out
+        return self.loss.forward(logits, y, sample_weight) + self.regularization_loss()
+
+    def regularization_loss(self) -> float:
+        """Σ of every layer's ``kernel_regularizer`` penalty (0 without regularizers)."""
+        return sum(layer.kernel_regularizer.penalty(layer.params["kernel"]) for layer in self.layers
+                   if getattr(layer, "kernel_regularizer", None) is not None)
+
+    def loss_and_grads(self, x, y, sample_weight=None) -> tuple[float, np.ndarray]:
         """One forward and backward pass on a batch; fills every layer's grads.
 
-        Returns ``(loss, logits)``. No weights change.
+        Returns ``(loss, logits)``; the loss includes weight penalties. No weights change.
         """
         self._require_compiled()
         out = self.forward(x, training=True)
         logits = self._logits() if self._fused() else out
-        loss = self.loss.forward(logits, y)
+        loss = self.loss.forward(logits, y, sample_weight)
         grad = self.loss.backward()                         # dL/dlogits
         layers = self.layers
         if self._fused():                                   # enter below the softmax/sigmoid
@@ -249,6 +279,11 @@ class Sequential:
                 grad = last.backward(grad, preactivation=True)
         for layer in reversed(layers):
             grad = layer.backward(grad)
+        for layer in self.layers:                           # weight penalties: l2·Σw² -> 2·l2·w
+            regularizer = getattr(layer, "kernel_regularizer", None)
+            if regularizer is not None:
+                loss += regularizer.penalty(layer.params["kernel"])
+                layer.grads["kernel"] += regularizer.gradient(layer.params["kernel"])
         return loss, logits
 
     # -- training -------------------------------------------------------------------------
@@ -257,13 +292,13 @@ class Sequential:
             raise RuntimeError(f"{self.name}: call compile(optimizer, loss) before training or evaluating")
         self._check_loss_matches_output()
 
-    def train_on_batch(self, x, y) -> dict:
+    def train_on_batch(self, x, y, sample_weight=None) -> dict:
         """One optimizer step on one batch; returns ``{"loss": ..., "accuracy": ...}`` (before the step).
 
         If the loss, a layer's output or a gradient is not finite, raises :class:`NonFiniteError`
         naming the first layer where it appeared, and the step is *not* applied.
         """
-        loss, logits = self.loss_and_grads(x, y)
+        loss, logits = self.loss_and_grads(x, y, sample_weight)
         if not math.isfinite(loss):
             index, layer = first_nonfinite_output(self.layers, self._prepare_input(x))
             where = f"first in the output of layer '{layer.name}' ({type(layer).__name__}, layer {index})" \
@@ -279,8 +314,8 @@ class Sequential:
         return {"loss": loss, "accuracy": accuracy}
 
     def fit(self, x, y, epochs=1, batch_size=32, validation_data=None, shuffle=True, verbose=1,
-            callbacks=(), augment=None, checkpoint=None, checkpoint_best=None, monitor="val_loss",
-            resume=None) -> dict:
+            callbacks=(), augment=None, class_weight=None, sampler=None, checkpoint=None,
+            checkpoint_best=None, monitor="val_loss", resume=None) -> dict:
         """Train for ``epochs`` passes over ``(x, y)`` in mini-batches.
 
         Returns the history: ``{"loss": [...], "accuracy": [...]}`` per epoch, plus
@@ -288,10 +323,18 @@ class Sequential:
 
         ``verbose``: 0 silent, 1 a progress bar per epoch, 2 one line per epoch.
         ``callbacks``: functions ``callback(model, epoch, logs)`` called after each epoch
-        (``epoch`` counts from 1); they may add entries to ``logs`` (e.g. ``"val_auc"``), which
-        join the history and the progress bar, and may set ``model.stop_training = True``.
+        (``epoch`` counts from 1), or :class:`tinycnn.callbacks.Callback` objects (learning-rate
+        schedules, early stopping); they may add entries to ``logs`` (e.g. ``"val_auc"``), which
+        join the history, and may set ``model.stop_training = True``.
         ``augment``: a function ``augment(x_batch, rng) -> x_batch`` applied to every training
         batch (e.g. random shifts), with the model's random generator.
+
+        Class imbalance (single-label tasks):
+
+        * ``class_weight``: ``{class: weight}`` or ``"balanced"`` (``N / (classes · count_c)``):
+          each sample's loss is multiplied by its class's weight.
+        * ``sampler="balanced"``: each epoch draws ``N`` samples with replacement so that every
+          class is equally likely — balanced batches instead of weighted losses.
 
         Safety:
 
@@ -314,6 +357,12 @@ class Sequential:
         if y.ndim == 0 or y.shape[0] != x.shape[0]:
             raise ValueError(f"{self.name}: x has {x.shape[0]} samples but y has shape {y.shape}")
         y = self.loss.check_labels(y, (x.shape[0], *self.output_shape))   # all labels, once
+        weights = self._class_weights(class_weight, y)
+        if sampler not in (None, "balanced"):
+            raise ValueError(f"{self.name}: unknown sampler {sampler!r}; expected None or 'balanced'")
+        if sampler == "balanced" and y.ndim != 1:
+            raise ValueError(f"{self.name}: sampler='balanced' needs single-label (integer) targets")
+        callbacks = [as_callback(c) for c in callbacks]
         if validation_data is not None:
             if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
                 raise ValueError(f"{self.name}: validation_data must be a pair (x_val, y_val)")
@@ -326,16 +375,22 @@ class Sequential:
             history, first_epoch, best = state["history"], state["epoch"] + 1, state.get("best")
         self.stop_training = False
         self.stop_reason = None
+        for callback in callbacks:
+            callback.on_train_begin(self)
         with DeferredInterrupt() as interrupt:
             for epoch in range(first_epoch, epochs + 1):
-                logs = self._train_epoch(x, y, epoch, epochs, batch_size, shuffle, augment, verbose, interrupt)
+                for callback in callbacks:
+                    callback.on_epoch_begin(self, epoch)
+                order = self._epoch_order(y, shuffle, sampler)
+                logs = self._train_epoch(x, y, order, weights, epoch, epochs, batch_size, augment, verbose,
+                                         interrupt)
                 if logs is None:                                   # Ctrl-C: stop, keep what is done
                     break
                 if validation_data is not None:
                     val = self.evaluate(*validation_data, batch_size=max(batch_size, 256))
                     logs.update(val_loss=val["loss"], val_accuracy=val["accuracy"])
                 for callback in callbacks:
-                    callback(self, epoch, logs)
+                    callback.on_epoch_end(self, epoch, logs)
                 for key, value in logs.items():
                     history.setdefault(key, []).append(value)
                 if verbose == 2:
@@ -344,20 +399,54 @@ class Sequential:
                 if self.stop_training:
                     self.stop_reason = self.stop_reason or f"stopped by a callback after epoch {epoch}"
                     break
+        if self.stop_reason is None or not self.stop_reason.startswith("interrupted"):
+            for callback in callbacks:
+                callback.on_train_end(self)
         return history
 
-    def _train_epoch(self, x, y, epoch, epochs, batch_size, shuffle, augment, verbose, interrupt):
-        """One pass over the data; returns the epoch's logs, or None if Ctrl-C stopped it."""
-        n = x.shape[0]
-        order = self.rng.permutation(n) if shuffle else np.arange(n)
+    def _class_weights(self, class_weight, y):
+        """Per-class loss weights as an array indexed by class id (None: unweighted)."""
+        if class_weight is None:
+            return None
+        if y.ndim != 1:
+            raise ValueError(f"{self.name}: class_weight needs single-label (integer) targets")
+        n_classes = self.output_shape[-1]
+        if isinstance(class_weight, str):
+            if class_weight != "balanced":
+                raise ValueError(f"{self.name}: unknown class_weight {class_weight!r}; expected 'balanced' or a dict")
+            return balanced_class_weights(y, n_classes)
+        if not isinstance(class_weight, dict):
+            raise TypeError(f"{self.name}: class_weight must be a dict {{class: weight}} or 'balanced'")
+        weights = np.ones(n_classes)
+        for cls, w in class_weight.items():
+            if not (isinstance(cls, (int, np.integer)) and 0 <= cls < n_classes):
+                raise ValueError(f"{self.name}: class_weight has class {cls!r}, expected ids in [0, {n_classes})")
+            if not (isinstance(w, (int, float, np.number)) and math.isfinite(w) and w >= 0):
+                raise ValueError(f"{self.name}: class_weight[{cls}] must be a finite number >= 0, got {w!r}")
+            weights[cls] = w
+        return weights
+
+    def _epoch_order(self, y, shuffle, sampler):
+        """The sample indices of one epoch, in training order."""
+        n = len(y)
+        if sampler == "balanced":                  # every class equally likely, with replacement
+            counts = np.bincount(y)
+            p = 1.0 / counts[y]
+            return self.rng.choice(n, size=n, replace=True, p=p / p.sum())
+        return self.rng.permutation(n) if shuffle else np.arange(n)
+
+    def _train_epoch(self, x, y, order, class_weights, epoch, epochs, batch_size, augment, verbose, interrupt):
+        """One pass over ``order``; returns the epoch's logs, or None if Ctrl-C stopped it."""
+        n = len(order)
         total_loss = total_acc = 0.0
         with tqdm(total=n, desc=f"Epoch {epoch}/{epochs}", unit="img", disable=verbose != 1,
                   dynamic_ncols=True) as bar:
             for step, start in enumerate(range(0, n, batch_size), start=1):
                 idx = order[start:start + batch_size]
                 x_batch = x[idx] if augment is None else augment(x[idx], self.rng)
+                sample_weight = None if class_weights is None else class_weights[y[idx]]
                 try:
-                    stats = self.train_on_batch(x_batch, y[idx])
+                    stats = self.train_on_batch(x_batch, y[idx], sample_weight)
                 except NonFiniteError as err:
                     raise NonFiniteError(f"epoch {epoch}, step {step}: {err}") from None
                 total_loss += stats["loss"] * len(idx)
@@ -391,7 +480,9 @@ class Sequential:
         from .io import save_model
         save_model(self, path, include_optimizer=True,
                    training_state={"epoch": epoch, "history": history, "best": best,
-                                   "rng": self.rng.bit_generator.state})
+                                   "rng": self.rng.bit_generator.state,
+                                   "layer_rngs": {layer.name: layer.rng.bit_generator.state
+                                                  for layer in self.layers if hasattr(layer, "rng")}})
 
     def save(self, path, include_optimizer: bool = True):
         """Save architecture, weights, compile settings and ``metadata`` to one ``.npz`` file

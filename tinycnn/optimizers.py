@@ -125,7 +125,29 @@ class Adam(Optimizer):
                 "epsilon": self.epsilon}
 
 
-_BY_NAME = {"sgd": SGD, "adam": Adam}
+class AdamW(Adam):
+    """Adam with *decoupled* weight decay (Loshchilov & Hutter), Keras 3's rule: before each Adam
+    step every weight shrinks toward 0, ``w ← w − w · weight_decay · lr``, independently of the
+    gradient. Compare ``kernel_regularizer=L2(...)``, which adds to the gradient instead (see
+    :mod:`tinycnn.regularizers`). As in Keras, the decay applies to every weight, biases included.
+    """
+
+    def __init__(self, learning_rate=0.001, weight_decay=0.004, beta_1=0.9, beta_2=0.999, epsilon=1e-7):
+        super().__init__(learning_rate, beta_1, beta_2, epsilon)
+        if not isinstance(weight_decay, (int, float)) or isinstance(weight_decay, bool) or weight_decay < 0:
+            raise ValueError(f"AdamW: weight_decay must be a number >= 0, got {weight_decay!r}")
+        self.weight_decay = float(weight_decay)
+
+    def update(self, param, grad, slots):
+        f = param.dtype.type
+        param -= param * f(self.weight_decay) * f(self.learning_rate)
+        super().update(param, grad, slots)
+
+    def get_config(self):
+        return {**super().get_config(), "weight_decay": self.weight_decay}
+
+
+_BY_NAME = {"sgd": SGD, "adam": Adam, "adamw": AdamW}
 
 
 def get(optimizer) -> Optimizer:

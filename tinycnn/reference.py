@@ -107,3 +107,74 @@ def maxpool2d_backward(dy, cache):
                     p, q = np.unravel_index(np.argmax(window), window.shape)  # first maximum
                     dxp[b, i * sh + p, j * sw + q, ch] += dy[b, i, j, ch]
     return unpad(dxp, pads)
+
+
+def avgpool2d_forward(x, pool_size=2, strides=None, padding="valid"):
+    """Mean over each window, counting only real (not padded) pixels. Returns ``(y, cache)``."""
+    ph, pw = _pair(pool_size)
+    sh, sw = _pair(pool_size if strides is None else strides)
+    n, h, w, c = x.shape
+    (top, _), (left, _) = padding_amounts(h, w, (ph, pw), (sh, sw), padding)
+    ho = output_size(h, ph, sh, padding)
+    wo = output_size(w, pw, sw, padding)
+    y = np.zeros((n, ho, wo, c), dtype=x.dtype)
+    for i in range(ho):
+        for j in range(wo):
+            rows = range(max(i * sh - top, 0), min(i * sh - top + ph, h))     # the real pixels only
+            cols = range(max(j * sw - left, 0), min(j * sw - left + pw, w))
+            y[:, i, j, :] = x[:, rows.start:rows.stop, cols.start:cols.stop, :].mean(axis=(1, 2))
+    return y, (x.shape, (ph, pw), (sh, sw), (top, left), padding)
+
+
+def avgpool2d_backward(dy, cache):
+    """Each window's gradient is shared equally by the pixels it averaged."""
+    x_shape, (ph, pw), (sh, sw), (top, left), padding = cache
+    _, h, w, _ = x_shape
+    dx = np.zeros(x_shape, dtype=dy.dtype)
+    _, ho, wo, _ = dy.shape
+    for i in range(ho):
+        for j in range(wo):
+            r0, r1 = max(i * sh - top, 0), min(i * sh - top + ph, h)
+            c0, c1 = max(j * sw - left, 0), min(j * sw - left + pw, w)
+            dx[:, r0:r1, c0:c1, :] += dy[:, i:i + 1, j:j + 1, :] / ((r1 - r0) * (c1 - c0))
+    return dx
+
+
+def batchnorm_forward(x, gamma, beta, epsilon=1e-3):
+    """Training-mode batch normalisation, one channel at a time. Returns ``(y, cache)``."""
+    y = np.empty_like(x)
+    flat = x.reshape(-1, x.shape[-1])
+    out = y.reshape(-1, x.shape[-1])
+    stats = []
+    for ch in range(x.shape[-1]):
+        values = flat[:, ch]
+        mean = values.sum() / len(values)
+        var = ((values - mean) ** 2).sum() / len(values)
+        out[:, ch] = gamma[ch] * (values - mean) / np.sqrt(var + epsilon) + beta[ch]
+        stats.append((mean, var))
+    return y, (x, gamma, epsilon, stats)
+
+
+def batchnorm_backward(dy, cache):
+    """The three paths by which x_i reaches the loss: directly, through μ, and through σ².
+    Written term by term (the fast layer uses the simplified closed form)."""
+    x, gamma, epsilon, stats = cache
+    flat_x = x.reshape(-1, x.shape[-1])
+    flat_dy = dy.reshape(-1, x.shape[-1])
+    dx = np.empty_like(flat_x)
+    dgamma = np.empty_like(gamma)
+    dbeta = np.empty_like(gamma)
+    m = flat_x.shape[0]
+    for ch in range(x.shape[-1]):
+        mean, var = stats[ch]
+        xc = flat_x[:, ch] - mean
+        std = np.sqrt(var + epsilon)
+        x_hat = xc / std
+        g = flat_dy[:, ch]
+        dgamma[ch] = np.sum(g * x_hat)
+        dbeta[ch] = np.sum(g)
+        dx_hat = g * gamma[ch]
+        dvar = np.sum(dx_hat * xc) * -0.5 * std ** -3                  # ∂L/∂σ²
+        dmean = np.sum(-dx_hat / std) + dvar * np.sum(-2 * xc) / m     # ∂L/∂μ
+        dx[:, ch] = dx_hat / std + dvar * 2 * xc / m + dmean / m
+    return dx.reshape(x.shape), dgamma, dbeta

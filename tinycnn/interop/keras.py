@@ -17,7 +17,7 @@ import numpy as np
 from .. import layers as L
 from ..losses import SigmoidBinaryCrossEntropy, SoftmaxCrossEntropy
 from ..model import Sequential
-from ..optimizers import SGD, Adam
+from ..optimizers import SGD, Adam, AdamW
 
 
 def _keras():
@@ -44,22 +44,41 @@ def to_keras(model: Sequential, compile: bool = True):
     k_layers += [_layer_to_keras(keras, layer, model.dtype.name) for layer in model.layers]
     k_model = keras.Sequential(k_layers, name=model.name)
     for layer, k_layer in zip(model.layers, k_model.layers):
-        if layer.params:
-            k_layer.set_weights([layer.params[key] for key in ("kernel", "bias") if key in layer.params])
+        if layer.params or layer.state:      # Keras's order: kernel, bias / gamma, beta, moving stats
+            k_layer.set_weights([*layer.params.values(), *layer.state.values()])
     if compile and model.optimizer is not None and model.loss is not None:
         k_model.compile(optimizer=optimizer_to_keras(model.optimizer), loss=loss_to_keras(model.loss))
     return k_model
+
+
+def _regularizer_to_keras(keras, regularizer):
+    return None if regularizer is None else keras.regularizers.L2(regularizer.l2)
 
 
 def _layer_to_keras(keras, layer, dtype):
     common = {"name": layer.name, "dtype": dtype}
     if isinstance(layer, L.Conv2D):
         return keras.layers.Conv2D(layer.filters, layer.kernel_size, strides=layer.strides, padding=layer.padding,
-                                   activation=layer.activation_name, use_bias=layer.use_bias, **common)
+                                   activation=layer.activation_name, use_bias=layer.use_bias,
+                                   kernel_regularizer=_regularizer_to_keras(keras, layer.kernel_regularizer), **common)
     if isinstance(layer, L.Dense):
-        return keras.layers.Dense(layer.units, activation=layer.activation_name, use_bias=layer.use_bias, **common)
+        return keras.layers.Dense(layer.units, activation=layer.activation_name, use_bias=layer.use_bias,
+                                  kernel_regularizer=_regularizer_to_keras(keras, layer.kernel_regularizer), **common)
     if isinstance(layer, L.MaxPool2D):
         return keras.layers.MaxPooling2D(layer.pool_size, strides=layer.strides, padding=layer.padding, **common)
+    if isinstance(layer, L.AveragePooling2D):
+        return keras.layers.AveragePooling2D(layer.pool_size, strides=layer.strides, padding=layer.padding, **common)
+    if isinstance(layer, L.GlobalAveragePooling2D):
+        return keras.layers.GlobalAveragePooling2D(**common)
+    if isinstance(layer, L.BatchNormalization):
+        return keras.layers.BatchNormalization(momentum=layer.momentum, epsilon=layer.epsilon, center=layer.center,
+                                               scale=layer.scale, **common)
+    if isinstance(layer, L.Dropout):
+        return keras.layers.Dropout(layer.rate, seed=layer.seed, **common)
+    if isinstance(layer, L.LeakyReLU):
+        return keras.layers.LeakyReLU(negative_slope=layer.negative_slope, **common)
+    if isinstance(layer, L.Tanh):
+        return keras.layers.Activation("tanh", **common)
     if isinstance(layer, L.Flatten):
         return keras.layers.Flatten(**common)
     if isinstance(layer, L.ReLU):
@@ -73,6 +92,9 @@ def _layer_to_keras(keras, layer, dtype):
 
 def optimizer_to_keras(optimizer):
     keras = _keras()
+    if isinstance(optimizer, AdamW):
+        return keras.optimizers.AdamW(learning_rate=optimizer.learning_rate, weight_decay=optimizer.weight_decay,
+                                      beta_1=optimizer.beta_1, beta_2=optimizer.beta_2, epsilon=optimizer.epsilon)
     if isinstance(optimizer, Adam):
         return keras.optimizers.Adam(learning_rate=optimizer.learning_rate, beta_1=optimizer.beta_1,
                                      beta_2=optimizer.beta_2, epsilon=optimizer.epsilon)
@@ -94,15 +116,18 @@ def loss_to_keras(loss):
 # --------------------------------------------------------------------------------------------
 # Keras -> tinycnn
 # --------------------------------------------------------------------------------------------
-_ACTIVATIONS = {"linear": None, "relu": "relu", "softmax": "softmax", "sigmoid": "sigmoid"}
+_ACTIVATIONS = {"linear": None, "relu": "relu", "softmax": "softmax", "sigmoid": "sigmoid", "tanh": "tanh",
+                "leaky_relu": "leaky_relu"}
 
 
 def from_keras(keras_model, seed=None) -> Sequential:
     """A tinycnn ``Sequential`` with the same layers and a copy of the weights.
 
-    Supports Keras ``Conv2D``, ``Dense`` (each with a linear/relu/softmax/sigmoid activation),
-    ``MaxPooling2D``, ``Flatten``, ``ReLU``, ``Softmax`` and ``Activation`` layers; anything else
-    raises a ``ValueError`` naming the layer and what is unsupported. The model is not compiled.
+    Supports Keras ``Conv2D``, ``Dense`` (each with a linear/relu/softmax/sigmoid/tanh/leaky_relu
+    activation and an optional L2 kernel regularizer), ``MaxPooling2D``, ``AveragePooling2D``,
+    ``GlobalAveragePooling2D``, ``BatchNormalization``, ``Dropout``, ``Flatten``, ``ReLU``,
+    ``LeakyReLU``, ``Softmax`` and ``Activation`` layers; anything else raises a ``ValueError``
+    naming the layer and what is unsupported. The model is not compiled.
     """
     keras = _keras()
     if not isinstance(keras_model, keras.Sequential):
@@ -114,13 +139,30 @@ def from_keras(keras_model, seed=None) -> Sequential:
     layers = [_layer_from_keras(keras, k_layer) for k_layer in keras_model.layers]
     model = Sequential(layers, input_shape=input_shape, seed=seed, dtype=dtype, name=keras_model.name)
     for layer, k_layer in zip(model.layers, keras_model.layers):
+        targets = [*layer.params.items(), *layer.state.items()]
         weights = k_layer.get_weights()
-        for key, value in zip(("kernel", "bias"), weights):
-            if layer.params[key].shape != value.shape:
+        if len(weights) != len(targets):
+            raise ValueError(f"from_keras: {k_layer.name} has {len(weights)} weight arrays, tinycnn expects {len(targets)}")
+        for (key, target), value in zip(targets, weights):
+            if target.shape != value.shape:
                 raise ValueError(f"from_keras: {k_layer.name} {key} has shape {value.shape}, "
-                                 f"tinycnn expects {layer.params[key].shape}")
-            layer.params[key][...] = value
+                                 f"tinycnn expects {target.shape}")
+            target[...] = value
     return model
+
+
+def _regularizer_from_keras(k, cfg, unsupported):
+    for other in ("bias_regularizer", "activity_regularizer"):
+        if cfg.get(other) is not None:
+            raise unsupported(other)
+    reg = cfg.get("kernel_regularizer")
+    if reg is None:
+        return None
+    name = reg.get("class_name") if isinstance(reg, dict) else type(reg).__name__
+    config = reg.get("config", {}) if isinstance(reg, dict) else reg.get_config()
+    if name != "L2":
+        raise unsupported(f"kernel_regularizer {name}")
+    return config["l2"]
 
 
 def _activation_name(k_layer) -> str | None:
@@ -148,11 +190,31 @@ def _layer_from_keras(keras, k):
         if cfg.get("groups", 1) != 1:
             raise unsupported(f"groups={cfg['groups']}")
         return L.Conv2D(cfg["filters"], tuple(cfg["kernel_size"]), strides=tuple(cfg["strides"]),
-                        padding=cfg["padding"], activation=_activation_name(k), use_bias=cfg["use_bias"], name=name)
+                        padding=cfg["padding"], activation=_activation_name(k), use_bias=cfg["use_bias"],
+                        kernel_regularizer=_regularizer_from_keras(k, cfg, unsupported), name=name)
     if kind == "Dense":
-        return L.Dense(cfg["units"], activation=_activation_name(k), use_bias=cfg["use_bias"], name=name)
+        return L.Dense(cfg["units"], activation=_activation_name(k), use_bias=cfg["use_bias"],
+                       kernel_regularizer=_regularizer_from_keras(k, cfg, unsupported), name=name)
     if kind == "MaxPooling2D":
         return L.MaxPool2D(tuple(cfg["pool_size"]), strides=tuple(cfg["strides"]), padding=cfg["padding"], name=name)
+    if kind == "AveragePooling2D":
+        return L.AveragePooling2D(tuple(cfg["pool_size"]), strides=tuple(cfg["strides"]), padding=cfg["padding"],
+                                  name=name)
+    if kind == "GlobalAveragePooling2D":
+        if cfg.get("keepdims"):
+            raise unsupported("keepdims=True")
+        return L.GlobalAveragePooling2D(name=name)
+    if kind == "BatchNormalization":
+        if cfg.get("axis") not in (-1, [-1], 3, [3]) or cfg.get("renorm") or cfg.get("synchronized"):
+            raise unsupported(f"axis={cfg.get('axis')}/renorm/synchronized (tinycnn normalises the last axis)")
+        return L.BatchNormalization(momentum=cfg["momentum"], epsilon=cfg["epsilon"], center=cfg["center"],
+                                    scale=cfg["scale"], name=name)
+    if kind == "Dropout":
+        if cfg.get("noise_shape") is not None:
+            raise unsupported("noise_shape")
+        return L.Dropout(cfg["rate"], seed=cfg.get("seed"), name=name)
+    if kind == "LeakyReLU":
+        return L.LeakyReLU(cfg.get("negative_slope", 0.3), name=name)
     if kind == "Flatten":
         return L.Flatten(name=name)
     if kind == "ReLU":
@@ -165,9 +227,11 @@ def _layer_from_keras(keras, k):
         return L.Softmax(name=name)
     if kind == "Activation":
         act = _activation_name(k)
-        classes = {"relu": L.ReLU, "softmax": L.Softmax, "sigmoid": L.Sigmoid}
+        classes = {"relu": L.ReLU, "softmax": L.Softmax, "sigmoid": L.Sigmoid, "tanh": L.Tanh,
+                   "leaky_relu": lambda name: L.LeakyReLU(0.2, name=name)}
         if act is None:
             raise unsupported("a linear Activation layer (drop it)")
         return classes[act](name=name)
     raise ValueError(f"from_keras: Keras layer '{name}' of type {kind} has no tinycnn equivalent "
-                     "(supported: Conv2D, Dense, MaxPooling2D, Flatten, ReLU, Softmax, Activation)")
+                     "(supported: Conv2D, Dense, MaxPooling2D, AveragePooling2D, GlobalAveragePooling2D, "
+                     "BatchNormalization, Dropout, Flatten, ReLU, LeakyReLU, Softmax, Activation)")

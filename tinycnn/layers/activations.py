@@ -1,4 +1,4 @@
-"""Activation layers: ReLU, Softmax, Sigmoid.
+"""Activation layers: ReLU, LeakyReLU, Tanh, Sigmoid, Softmax.
 
 They have no weights. Conv2D and Dense accept ``activation="relu"`` (or ``"softmax"``,
 ``"sigmoid"``) as sugar: the layer then owns one of these objects and calls its ``forward`` after
@@ -28,6 +28,49 @@ class ReLU(Layer):
         mask = self.cached()
         self.check_grad(dy, mask.shape)
         return dy * mask
+
+
+class LeakyReLU(Layer):
+    """``y = x`` for ``x > 0``, ``negative_slope · x`` otherwise;  ``dx = dy · (1 or negative_slope)``.
+
+    Keras's ``LeakyReLU`` layer defaults to ``negative_slope=0.3``; the ``"leaky_relu"``
+    activation string uses 0.2 (as Keras's ``activations.leaky_relu``).
+    """
+
+    def __init__(self, negative_slope=0.3, name=None):
+        super().__init__(name)
+        if not isinstance(negative_slope, (int, float)) or isinstance(negative_slope, bool) or negative_slope < 0:
+            raise ValueError(f"{self.label}: negative_slope must be a number >= 0, got {negative_slope!r}")
+        self.negative_slope = float(negative_slope)
+
+    def forward(self, x, training=True):
+        x = self.check_input(x)
+        slope = np.where(x > 0, 1, self.negative_slope).astype(x.dtype)
+        self._cache = slope
+        return x * slope
+
+    def backward(self, dy):
+        slope = self.cached()
+        self.check_grad(dy, slope.shape)
+        return dy * slope
+
+    def get_config(self):
+        return {"negative_slope": self.negative_slope, "name": self.name}
+
+
+class Tanh(Layer):
+    """``y = tanh(x)``;  ``dx = dy · (1 − y²)``."""
+
+    def forward(self, x, training=True):
+        x = self.check_input(x)
+        y = np.tanh(x)
+        self._cache = y
+        return y
+
+    def backward(self, dy):
+        y = self.cached()
+        self.check_grad(dy, y.shape)
+        return dy * (1 - y * y)
 
 
 class Softmax(Layer):
@@ -87,7 +130,8 @@ def sigmoid(z: np.ndarray) -> np.ndarray:
     return np.where(z >= 0, 1 / (1 + e), e / (1 + e))
 
 
-ACTIVATIONS = {"relu": ReLU, "softmax": Softmax, "sigmoid": Sigmoid}
+ACTIVATIONS = {"relu": ReLU, "softmax": Softmax, "sigmoid": Sigmoid, "tanh": Tanh,
+               "leaky_relu": lambda name: LeakyReLU(0.2, name=name)}
 
 
 def make_activation(name: str | None, owner: str) -> Layer | None:

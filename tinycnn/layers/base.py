@@ -6,6 +6,7 @@
     dx = layer.backward(dy)                # returns dL/dx and fills layer.grads
     layer.params   # {"kernel": ..., "bias": ...}   (empty for ReLU, MaxPool2D, Flatten)
     layer.grads    # the same keys and shapes as params
+    layer.state    # non-trainable arrays, e.g. BatchNormalization's moving mean and variance
 
 ``dy`` is the gradient of the loss with respect to this layer's output; ``backward`` returns the
 gradient with respect to its input, which the model hands to the layer before it.
@@ -64,6 +65,7 @@ class Layer:
         self.name = name or snake_case(type(self).__name__)
         self.params: dict[str, np.ndarray] = {}
         self.grads: dict[str, np.ndarray] = {}
+        self.state: dict[str, np.ndarray] = {}       # non-trainable (updated by forward, not by the optimizer)
         self.input_shape: tuple[int, ...] | None = None
         self.output_shape: tuple[int, ...] | None = None
         self.dtype: np.dtype | None = None
@@ -82,6 +84,7 @@ class Layer:
         self.dtype = np.dtype(dtype)
         self.params = self.create_params(input_shape, rng or np.random.default_rng(), self.dtype)
         self.grads = {key: np.zeros_like(value) for key, value in self.params.items()}
+        self.state = self.create_state(input_shape, self.dtype)
         return self.output_shape
 
     def compute_output_shape(self, input_shape: tuple[int, ...]) -> tuple[int, ...]:
@@ -90,8 +93,12 @@ class Layer:
     def create_params(self, input_shape, rng, dtype) -> dict[str, np.ndarray]:
         return {}
 
+    def create_state(self, input_shape, dtype) -> dict[str, np.ndarray]:
+        return {}
+
     def count_params(self) -> int:
-        return int(sum(p.size for p in self.params.values()))
+        """Trainable plus non-trainable numbers, as Keras's ``count_params``."""
+        return int(sum(p.size for p in self.params.values()) + sum(s.size for s in self.state.values()))
 
     def get_config(self) -> dict:
         return {"name": self.name}

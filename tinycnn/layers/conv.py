@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .. import initializers
+from .. import initializers, regularizers
 from ..im2col import col2im, im2col, output_size, pad, padding_amounts, unpad
 from .activations import make_activation
 from .base import Layer, as_pair, check_choice
@@ -39,11 +39,13 @@ class Conv2D(Layer):
     activation : None, ``"relu"``, ``"softmax"`` or ``"sigmoid"`` — exactly like a following
         activation layer.
     use_bias, kernel_initializer, bias_initializer : as in Keras.
+    kernel_regularizer : None, a number ``l2`` or ``tinycnn.regularizers.L2(l2)``: adds
+        ``l2 · Σ kernel²`` to the loss (the model adds it and its gradient).
     """
 
     def __init__(self, filters, kernel_size, strides=1, padding="valid", activation=None,
                  use_bias=True, kernel_initializer="glorot_uniform", bias_initializer="zeros",
-                 name=None):
+                 kernel_regularizer=None, name=None):
         super().__init__(name)
         if not isinstance(filters, (int, np.integer)) or isinstance(filters, bool) or filters < 1:
             raise ValueError(f"{self.label}: filters must be a positive int, got {filters!r}")
@@ -56,6 +58,7 @@ class Conv2D(Layer):
         self.use_bias = bool(use_bias)
         self.kernel_initializer = initializers.get(kernel_initializer)
         self.bias_initializer = initializers.get(bias_initializer)
+        self.kernel_regularizer = regularizers.get(kernel_regularizer)
 
     def compute_output_shape(self, input_shape):
         if len(input_shape) != 3:
@@ -116,4 +119,6 @@ class Conv2D(Layer):
                 "padding": self.padding, "activation": self.activation_name,
                 "use_bias": self.use_bias,
                 "kernel_initializer": initializers.name_of(self.kernel_initializer),
-                "bias_initializer": initializers.name_of(self.bias_initializer), "name": self.name}
+                "bias_initializer": initializers.name_of(self.bias_initializer),
+                "kernel_regularizer": self.kernel_regularizer.get_config() if self.kernel_regularizer else None,
+                "name": self.name}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .. import initializers
+from .. import initializers, regularizers
 from .activations import make_activation
 from .base import Layer
 
@@ -24,10 +24,12 @@ class Dense(Layer):
     activation : None (linear), ``"relu"``, ``"softmax"`` or ``"sigmoid"``; behaves exactly like
         the corresponding activation layer placed after this one.
     use_bias, kernel_initializer, bias_initializer : as in Keras.
+    kernel_regularizer : None, a number ``l2`` or ``tinycnn.regularizers.L2(l2)``: adds
+        ``l2 · Σ kernel²`` to the loss (the model adds it and its gradient).
     """
 
     def __init__(self, units, activation=None, use_bias=True, kernel_initializer="glorot_uniform",
-                 bias_initializer="zeros", name=None):
+                 bias_initializer="zeros", kernel_regularizer=None, name=None):
         super().__init__(name)
         if not isinstance(units, (int, np.integer)) or isinstance(units, bool) or units < 1:
             raise ValueError(f"{self.label}: units must be a positive int, got {units!r}")
@@ -37,6 +39,7 @@ class Dense(Layer):
         self.use_bias = bool(use_bias)
         self.kernel_initializer = initializers.get(kernel_initializer)
         self.bias_initializer = initializers.get(bias_initializer)
+        self.kernel_regularizer = regularizers.get(kernel_regularizer)
 
     def compute_output_shape(self, input_shape):
         if len(input_shape) != 1:
@@ -76,4 +79,6 @@ class Dense(Layer):
     def get_config(self):
         return {"units": self.units, "activation": self.activation_name, "use_bias": self.use_bias,
                 "kernel_initializer": initializers.name_of(self.kernel_initializer),
-                "bias_initializer": initializers.name_of(self.bias_initializer), "name": self.name}
+                "bias_initializer": initializers.name_of(self.bias_initializer),
+                "kernel_regularizer": self.kernel_regularizer.get_config() if self.kernel_regularizer else None,
+                "name": self.name}

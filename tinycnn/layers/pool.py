@@ -77,3 +77,73 @@ class MaxPool2D(Layer):
 
 
 MaxPooling2D = MaxPool2D  # Keras's name
+
+
+class AveragePooling2D(Layer):
+    """Mean over each ``ph × pw`` window of every channel (NHWC).
+
+    Backward: each window's upstream gradient is shared equally among the values it averaged,
+    ``dx += dy / count`` (col2im adds up overlapping windows). With ``padding="same"`` the
+    padding is not counted — a border window averages only the real pixels it covers, as in
+    TensorFlow.
+    """
+
+    def __init__(self, pool_size=2, strides=None, padding="valid", name=None):
+        super().__init__(name)
+        self.pool_size = as_pair(pool_size, "pool_size", self.label)
+        self.strides = self.pool_size if strides is None else as_pair(strides, "strides", self.label)
+        self.padding = check_choice(padding, ("valid", "same"), "padding", self.label)
+
+    compute_output_shape = MaxPool2D.compute_output_shape
+
+    def create_params(self, input_shape, rng, dtype):
+        h, w, _ = input_shape
+        self.pads = padding_amounts(h, w, self.pool_size, self.strides, self.padding)
+        # How many real (not padded) pixels each window covers: the same windows over a map of ones.
+        ones = pad(np.ones((1, h, w, 1), dtype), self.pads)
+        self.counts = windows(ones, self.pool_size, self.strides).sum(axis=(3, 4))   # (1, Ho, Wo, 1)
+        return {}
+
+    def forward(self, x, training=True):
+        x = self.check_input(x)
+        x_padded = pad(x, self.pads)
+        sums = windows(x_padded, self.pool_size, self.strides).sum(axis=(3, 4))    # (N, Ho, Wo, C)
+        self._cache = x_padded.shape
+        return sums / self.counts
+
+    def backward(self, dy):
+        x_padded_shape = self.cached()
+        n = x_padded_shape[0]
+        self.check_grad(dy, (n, *self.output_shape))
+        share = dy / self.counts                                                   # (N, Ho, Wo, C)
+        ph, pw = self.pool_size
+        dwin = np.broadcast_to(share[:, :, :, None, None, :], (*share.shape[:3], ph, pw, share.shape[3]))
+        return unpad(col2im(dwin, x_padded_shape, self.strides), self.pads)
+
+    def get_config(self):
+        return {"pool_size": self.pool_size, "strides": self.strides, "padding": self.padding,
+                "name": self.name}
+
+
+class GlobalAveragePooling2D(Layer):
+    """``(N, H, W, C) -> (N, C)``: the mean of each feature map. ``dx = dy / (H·W)`` everywhere."""
+
+    def compute_output_shape(self, input_shape):
+        if len(input_shape) != 3:
+            raise ValueError(f"{self.label}: expected inputs of shape (batch, height, width, channels), got "
+                             f"(batch, {', '.join(map(str, input_shape))})")
+        return (input_shape[2],)
+
+    def forward(self, x, training=True):
+        x = self.check_input(x)
+        self._cache = x.shape
+        return x.mean(axis=(1, 2))
+
+    def backward(self, dy):
+        shape = self.cached()
+        self.check_grad(dy, (shape[0], shape[3]))
+        n, h, w, c = shape
+        return np.broadcast_to((dy / (h * w))[:, None, None, :], shape).copy()
+
+
+AvgPool2D = AveragePooling2D
