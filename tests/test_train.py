@@ -76,3 +76,30 @@ def test_bad_recipes(changes, match):
 def test_with_overrides_ignores_none():
     assert with_overrides(DEFAULT_RECIPE, epochs=None) == DEFAULT_RECIPE
     assert with_overrides(DEFAULT_RECIPE, epochs=3).epochs == 3
+
+
+def test_recipe_options_reach_the_model_and_the_training(tmp_path):
+    fake_medmnist(tmp_path, "breastmnist", n=(60, 20, 20))
+    recipe = Recipe(epochs=6, batch_size=16, dropout=0.3, weight_decay=1e-3, class_weight="balanced",
+                    early_stopping=0, schedule="cosine")
+    result = train("breastmnist", recipe, seed=0, out=tmp_path / "run", root=tmp_path, verbose=0)
+    model = load_model(tmp_path / "run" / "model.npz")
+    assert any(layer.get_config().get("rate") == 0.3 for layer in model.layers)     # Dropout(0.3)
+    assert type(model.optimizer).__name__ == "AdamW" and model.optimizer.weight_decay == 1e-3
+    lrs = result["history"]["lr"]
+    assert lrs[0] == pytest.approx(1e-3) and all(a > b for a, b in zip(lrs, lrs[1:]))   # cosine decay
+    aucs = result["history"]["val_auc"]
+    stopped = len(aucs) < 6
+    assert stopped == any(b <= a for a, b in zip(aucs, aucs[1:]))    # patience 0: first non-improvement stops
+    assert result["recipe"]["class_weight"] == "balanced"
+
+
+@pytest.mark.parametrize("changes, match", [
+    ({"dropout": 1.0}, r"dropout must be in \[0, 1\)"),
+    ({"class_weight": "inverse"}, "class_weight must be None or 'balanced'"),
+    ({"schedule": "linear"}, "schedule must be one of"),
+    ({"early_stopping": -3}, "early_stopping must be None or a patience"),
+])
+def test_bad_regularisation_options(changes, match):
+    with pytest.raises(ValueError, match=match):
+        with_overrides(DEFAULT_RECIPE, **changes).check()

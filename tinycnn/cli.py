@@ -57,7 +57,12 @@ def cmd_train(args) -> int:
     from .train import DEFAULT_RECIPE, train, with_overrides
 
     recipe = with_overrides(DEFAULT_RECIPE, model=args.model, epochs=args.epochs, batch_size=args.batch_size,
-                            learning_rate=args.lr, shift=args.shift, normalize=args.normalize)
+                            learning_rate=args.lr, shift=args.shift, normalize=args.normalize,
+                            dropout=args.dropout, weight_decay=args.weight_decay, schedule=args.schedule)
+    if args.class_weight is not None:
+        recipe = with_overrides(recipe, class_weight=None if args.class_weight == "none" else args.class_weight)
+    if args.early_stopping is not None:
+        recipe = with_overrides(recipe, early_stopping=None if args.early_stopping < 0 else args.early_stopping)
     train(args.dataset, recipe, seed=args.seed, out=args.out, root=args.data)
     return 0
 
@@ -159,6 +164,17 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"augmentation: random shifts of up to this many pixels, 0 for none (default {DEFAULT_RECIPE.shift})")
     p.add_argument("--normalize", action=argparse.BooleanOptionalAction, default=None,
                    help=f"standardise inputs with the training set's mean and std (default {DEFAULT_RECIPE.normalize})")
+    p.add_argument("--dropout", type=float, default=None,
+                   help=f"Dropout rate before the classifier (default {DEFAULT_RECIPE.dropout})")
+    p.add_argument("--weight-decay", type=float, default=None,
+                   help=f"decoupled weight decay, trains with AdamW when > 0 (default {DEFAULT_RECIPE.weight_decay})")
+    p.add_argument("--class-weight", choices=["balanced", "none"], default=None,
+                   help=f"weight the loss of each class by N/(classes·count) (default {DEFAULT_RECIPE.class_weight})")
+    p.add_argument("--early-stopping", type=int, default=None, metavar="PATIENCE",
+                   help="stop when the validation AUC has not improved for PATIENCE epochs (-1: off; "
+                        f"default {DEFAULT_RECIPE.early_stopping})")
+    p.add_argument("--schedule", choices=["none", "step", "cosine"], default=None,
+                   help=f"learning-rate schedule (default {DEFAULT_RECIPE.schedule})")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default=None, help="run folder (default runs/<dataset>-<model>-seed<seed>-<time>)")
     p.add_argument("--data", default=None, help="folder with the MedMNIST .npz files (default: $TINYCNN_DATA, ~/.medmnist)")

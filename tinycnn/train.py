@@ -25,7 +25,9 @@ import numpy as np
 from . import metrics
 from .datasets import load, random_shift, standardize, to_float
 from .io import atomic_write_text
+from .callbacks import EarlyStopping, LearningRateScheduler, cosine_decay, step_decay
 from .model import Sequential
+from .optimizers import Adam, AdamW
 from .zoo import MODELS
 
 
@@ -39,6 +41,11 @@ class Recipe:
     learning_rate: float = 0.001
     shift: int = 2                  # augmentation: random shifts of up to this many pixels (0: off)
     normalize: bool = False         # standardise with the training set's per-channel mean and std
+    dropout: float = 0.0            # Dropout rate before the classifier (0: none)
+    weight_decay: float = 0.0       # decoupled weight decay: AdamW instead of Adam when > 0
+    class_weight: str | None = None  # "balanced": weight each class's loss by N / (classes · count)
+    early_stopping: int | None = None  # patience in epochs on the validation AUC (None: off)
+    schedule: str = "none"          # learning rate: "none", "step" (×0.1 at 50% and 75%) or "cosine"
 
     def check(self) -> "Recipe":
         if self.model not in MODELS:
@@ -51,7 +58,30 @@ class Recipe:
             raise ValueError(f"learning rate must be positive, got {self.learning_rate!r}")
         if not isinstance(self.shift, int) or not 0 <= self.shift < 14:
             raise ValueError(f"shift must be an int in [0, 14), got {self.shift!r}")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f"dropout must be in [0, 1), got {self.dropout!r}")
+        if not self.weight_decay >= 0:
+            raise ValueError(f"weight decay must be >= 0, got {self.weight_decay!r}")
+        if self.class_weight not in (None, "balanced"):
+            raise ValueError(f"class_weight must be None or 'balanced', got {self.class_weight!r}")
+        if self.early_stopping is not None and (not isinstance(self.early_stopping, int) or self.early_stopping < 0):
+            raise ValueError(f"early_stopping must be None or a patience >= 0, got {self.early_stopping!r}")
+        if self.schedule not in SCHEDULES:
+            raise ValueError(f"schedule must be one of {sorted(SCHEDULES)}, got {self.schedule!r}")
         return self
+
+    def callbacks(self) -> list:
+        """The learning-rate schedule and early stopping this recipe asks for."""
+        found = []
+        if self.schedule != "none":
+            found.append(LearningRateScheduler(SCHEDULES[self.schedule](self.learning_rate, self.epochs)))
+        if self.early_stopping is not None:
+            # restore_best_weights is left to the pipeline, which keeps the best-val-AUC weights anyway
+            found.append(EarlyStopping("val_auc", patience=self.early_stopping, mode="max", restore_best_weights=False))
+        return found
+
+
+SCHEDULES = {"none": None, "step": step_decay, "cosine": cosine_decay}
 
 
 DEFAULT_RECIPE = Recipe()
@@ -74,9 +104,10 @@ def targets(labels: np.ndarray, task: str) -> np.ndarray:
 def build_model(recipe: Recipe, info, seed) -> Sequential:
     multilabel = info.task.startswith("multi-label")
     model = MODELS[recipe.model](info.n_classes, input_shape=(28, 28, info.n_channels), seed=seed,
-                                 output_activation="sigmoid" if multilabel else "softmax")
-    from .optimizers import Adam
-    model.compile(Adam(recipe.learning_rate), "binary_crossentropy" if multilabel else "sparse_categorical_crossentropy")
+                                 output_activation="sigmoid" if multilabel else "softmax", dropout=recipe.dropout)
+    optimizer = AdamW(recipe.learning_rate, weight_decay=recipe.weight_decay) if recipe.weight_decay \
+        else Adam(recipe.learning_rate)
+    model.compile(optimizer, "binary_crossentropy" if multilabel else "sparse_categorical_crossentropy")
     return model
 
 
@@ -118,8 +149,11 @@ def train(dataset: str = "pneumoniamnist", recipe: Recipe = DEFAULT_RECIPE, seed
     if verbose:
         print(f"tinycnn: training '{recipe.model}' on {info.python_class} ({info.task}, "
               f"{len(x_train)} training images) for {recipe.epochs} epochs, seed {seed}")
+    if recipe.class_weight and info.task.startswith("multi-label"):
+        raise ValueError("class_weight='balanced' applies to single-label tasks, not to multi-label ones")
     history = model.fit(x_train, y_train, epochs=recipe.epochs, batch_size=recipe.batch_size,
-                        verbose=1 if verbose else 0, callbacks=[keep_best_by_val_auc], augment=augment)
+                        verbose=1 if verbose else 0, callbacks=[keep_best_by_val_auc, *recipe.callbacks()],
+                        augment=augment, class_weight=recipe.class_weight)
     if best["weights"] is None:                  # Ctrl-C before the first epoch ended
         raise KeyboardInterrupt
     if model.stop_reason and verbose:
