@@ -132,6 +132,7 @@ def test_injected_nan_in_a_layer_output_is_named_and_the_weights_roll_back(monke
         np.testing.assert_array_equal(a, b)
 
 
+@pytest.mark.filterwarnings("ignore:invalid value encountered:RuntimeWarning")
 def test_non_finite_gradient_is_named_and_not_applied(monkeypatch):
     model = fresh()
     conv = model.layers[0]
@@ -150,6 +151,7 @@ def test_non_finite_gradient_is_named_and_not_applied(monkeypatch):
         np.testing.assert_array_equal(a, b)
 
 
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")      # the overflow is the point of the test
 def test_diverging_learning_rate_stops_with_the_last_finite_weights():
     model = seed_model(2, input_shape=(8, 8, 1), seed=0)
     model.compile(tc.SGD(learning_rate=1e30), "sparse_categorical_crossentropy")
