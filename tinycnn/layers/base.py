@@ -54,6 +54,20 @@ def check_choice(value, choices: tuple[str, ...], what: str, layer: str) -> str:
     return value
 
 
+def window_output_hw(layer: str, input_shape, window, strides, padding, what: str) -> tuple[int, int]:
+    """Output height and width of a sliding-window layer (Conv2D, pooling), with clear errors for
+    an input that is not (height, width, channels) or a window that does not fit a "valid" input."""
+    from ..im2col import output_size
+    if len(input_shape) != 3:
+        raise ValueError(f"{layer}: expected inputs of shape (batch, height, width, channels), got "
+                         f"(batch, {', '.join(map(str, input_shape))})")
+    h, w, _ = input_shape
+    if padding == "valid" and (h < window[0] or w < window[1]):
+        raise ValueError(f"{layer}: {what} {tuple(window)} is larger than the {h}×{w} input with "
+                         f"padding='valid'; use a smaller {what.split('_')[0]} or padding='same'")
+    return output_size(h, window[0], strides[0], padding), output_size(w, window[1], strides[1], padding)
+
+
 class Layer:
     """Base class: shape bookkeeping, input checks and the params/grads dictionaries.
 

@@ -9,9 +9,9 @@ from __future__ import annotations
 import numpy as np
 
 from .. import initializers, regularizers
-from ..im2col import col2im, im2col, output_size, pad, padding_amounts, unpad
+from ..im2col import col2im, im2col, pad, padding_amounts, unpad
 from .activations import make_activation
-from .base import Layer, as_pair, check_choice
+from .base import Layer, as_pair, check_choice, window_output_hw
 
 
 class Conv2D(Layer):
@@ -61,20 +61,8 @@ class Conv2D(Layer):
         self.kernel_regularizer = regularizers.get(kernel_regularizer)
 
     def compute_output_shape(self, input_shape):
-        if len(input_shape) != 3:
-            raise ValueError(
-                f"{self.label}: expected inputs of shape (batch, height, width, channels), got "
-                f"(batch, {', '.join(map(str, input_shape))})"
-            )
-        h, w, _ = input_shape
-        kh, kw = self.kernel_size
-        if self.padding == "valid" and (h < kh or w < kw):
-            raise ValueError(
-                f"{self.label}: kernel {self.kernel_size} is larger than the {h}×{w} input with "
-                "padding='valid'; use a smaller kernel or padding='same'"
-            )
-        return (output_size(h, kh, self.strides[0], self.padding),
-                output_size(w, kw, self.strides[1], self.padding), self.filters)
+        ho, wo = window_output_hw(self.label, input_shape, self.kernel_size, self.strides, self.padding, "kernel")
+        return (ho, wo, self.filters)
 
     def create_params(self, input_shape, rng, dtype):
         h, w, c_in = input_shape

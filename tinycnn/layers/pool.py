@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..im2col import col2im, output_size, pad, padding_amounts, unpad, windows
-from .base import Layer, as_pair, check_choice
+from ..im2col import col2im, pad, padding_amounts, unpad, windows
+from .base import Layer, as_pair, check_choice, window_output_hw
 
 
 class MaxPool2D(Layer):
@@ -31,20 +31,8 @@ class MaxPool2D(Layer):
         self.padding = check_choice(padding, ("valid", "same"), "padding", self.label)
 
     def compute_output_shape(self, input_shape):
-        if len(input_shape) != 3:
-            raise ValueError(
-                f"{self.label}: expected inputs of shape (batch, height, width, channels), got "
-                f"(batch, {', '.join(map(str, input_shape))})"
-            )
-        h, w, c = input_shape
-        ph, pw = self.pool_size
-        if self.padding == "valid" and (h < ph or w < pw):
-            raise ValueError(
-                f"{self.label}: pool_size {self.pool_size} is larger than the {h}×{w} input with "
-                "padding='valid'; use a smaller pool or padding='same'"
-            )
-        return (output_size(h, ph, self.strides[0], self.padding),
-                output_size(w, pw, self.strides[1], self.padding), c)
+        ho, wo = window_output_hw(self.label, input_shape, self.pool_size, self.strides, self.padding, "pool_size")
+        return (ho, wo, input_shape[-1])
 
     def create_params(self, input_shape, rng, dtype):
         h, w, _ = input_shape
