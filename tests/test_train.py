@@ -99,7 +99,18 @@ def test_recipe_options_reach_the_model_and_the_training(tmp_path):
     ({"class_weight": "inverse"}, "class_weight must be None or 'balanced'"),
     ({"schedule": "linear"}, "schedule must be one of"),
     ({"early_stopping": -3}, "early_stopping must be None or a patience"),
+    ({"oversample": "sometimes"}, "oversample must be 'binary', 'always' or 'never'"),
 ])
 def test_bad_regularisation_options(changes, match):
+    """(and the oversampling choice, which is per task: see test_oversampling_follows_the_task)"""
     with pytest.raises(ValueError, match=match):
         with_overrides(DEFAULT_RECIPE, **changes).check()
+
+
+def test_oversampling_follows_the_task():
+    recipe = Recipe()
+    assert recipe.sampler("binary-class") == "oversample"
+    assert recipe.sampler("ordinal-regression") is None and recipe.sampler("multi-class") is None
+    assert with_overrides(recipe, oversample="always").sampler("multi-class") == "oversample"
+    assert with_overrides(recipe, oversample="never").sampler("binary-class") is None
+    assert recipe.sampler("multi-label, binary-class") is None

@@ -137,8 +137,16 @@ def test_balanced_sampler_draws_classes_equally():
     orders = [model._epoch_order(y, True, "balanced") for _ in range(50)]
     share = np.mean([np.mean(y[o] == 1) for o in orders])
     assert 0.45 < share < 0.55
-    with pytest.raises(ValueError, match="unknown sampler 'oversample'"):
-        tiny().fit(X, Y, verbose=0, sampler="oversample")
+    with pytest.raises(ValueError, match="unknown sampler 'smote'"):
+        tiny().fit(X, Y, verbose=0, sampler="smote")
+
+
+def test_oversampler_keeps_every_sample_and_fills_up_smaller_classes():
+    y = np.array([0] * 30 + [1] * 7 + [2] * 12)
+    order = tiny()._epoch_order(y, True, "oversample")
+    assert len(order) == 90 and np.bincount(y[order]).tolist() == [30, 30, 30]
+    assert set(np.flatnonzero(y == 0)) == set(order[y[order] == 0])        # the largest class: each once
+    assert set(order[y[order] == 1]) <= set(np.flatnonzero(y == 1))        # drawn from its own class only
 
 
 def test_stratified_split_and_kfold_keep_class_proportions():

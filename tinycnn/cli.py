@@ -58,7 +58,8 @@ def cmd_train(args) -> int:
 
     recipe = with_overrides(DEFAULT_RECIPE, model=args.model, epochs=args.epochs, batch_size=args.batch_size,
                             learning_rate=args.lr, shift=args.shift, normalize=args.normalize,
-                            dropout=args.dropout, weight_decay=args.weight_decay, schedule=args.schedule)
+                            dropout=args.dropout, weight_decay=args.weight_decay, schedule=args.schedule,
+                            oversample=args.oversample)
     if args.class_weight is not None:
         recipe = with_overrides(recipe, class_weight=None if args.class_weight == "none" else args.class_weight)
     if args.early_stopping is not None:
@@ -175,6 +176,9 @@ def build_parser() -> argparse.ArgumentParser:
                         f"default {DEFAULT_RECIPE.early_stopping})")
     p.add_argument("--schedule", choices=["none", "step", "cosine"], default=None,
                    help=f"learning-rate schedule (default {DEFAULT_RECIPE.schedule})")
+    p.add_argument("--oversample", choices=["binary", "always", "never"], default=None,
+                   help="each epoch, draw smaller classes with replacement up to the largest class's size: "
+                        f"for binary tasks only, always, or never (default {DEFAULT_RECIPE.oversample})")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default=None, help="run folder (default runs/<dataset>-<model>-seed<seed>-<time>)")
     p.add_argument("--data", default=None, help="folder with the MedMNIST .npz files (default: $TINYCNN_DATA, ~/.medmnist)")

@@ -335,6 +335,8 @@ class Sequential:
           each sample's loss is multiplied by its class's weight.
         * ``sampler="balanced"``: each epoch draws ``N`` samples with replacement so that every
           class is equally likely — balanced batches instead of weighted losses.
+        * ``sampler="oversample"``: each epoch keeps every sample and draws each smaller class
+          with replacement up to the size of the largest (an epoch is then longer).
 
         Safety:
 
@@ -358,10 +360,10 @@ class Sequential:
             raise ValueError(f"{self.name}: x has {x.shape[0]} samples but y has shape {y.shape}")
         y = self.loss.check_labels(y, (x.shape[0], *self.output_shape))   # all labels, once
         weights = self._class_weights(class_weight, y)
-        if sampler not in (None, "balanced"):
-            raise ValueError(f"{self.name}: unknown sampler {sampler!r}; expected None or 'balanced'")
-        if sampler == "balanced" and y.ndim != 1:
-            raise ValueError(f"{self.name}: sampler='balanced' needs single-label (integer) targets")
+        if sampler not in (None, "balanced", "oversample"):
+            raise ValueError(f"{self.name}: unknown sampler {sampler!r}; expected None, 'balanced' or 'oversample'")
+        if sampler is not None and y.ndim != 1:
+            raise ValueError(f"{self.name}: sampler={sampler!r} needs single-label (integer) targets")
         callbacks = [as_callback(c) for c in callbacks]
         if validation_data is not None:
             if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
@@ -433,6 +435,13 @@ class Sequential:
             counts = np.bincount(y)
             p = 1.0 / counts[y]
             return self.rng.choice(n, size=n, replace=True, p=p / p.sum())
+        if sampler == "oversample":                # smaller classes drawn up to the largest one's size
+            counts = np.bincount(y)
+            largest = counts.max()
+            parts = [np.flatnonzero(y == c) if counts[c] == largest else
+                     self.rng.choice(np.flatnonzero(y == c), largest, replace=True)
+                     for c in range(len(counts)) if counts[c]]
+            return self.rng.permutation(np.concatenate(parts))
         return self.rng.permutation(n) if shuffle else np.arange(n)
 
     def _train_epoch(self, x, y, order, class_weights, epoch, epochs, batch_size, augment, verbose, interrupt):

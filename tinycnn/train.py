@@ -35,17 +35,18 @@ from .zoo import MODELS
 class Recipe:
     """Everything about a training run except the data and the seed."""
 
-    model: str = "seed"
-    epochs: int = 10
-    batch_size: int = 128
+    model: str = "deeper"
+    epochs: int = 20
+    batch_size: int = 32
     learning_rate: float = 0.001
     shift: int = 2                  # augmentation: random shifts of up to this many pixels (0: off)
-    normalize: bool = False         # standardise with the training set's per-channel mean and std
+    normalize: bool = True          # standardise with the training set's per-channel mean and std
     dropout: float = 0.0            # Dropout rate before the classifier (0: none)
     weight_decay: float = 0.0       # decoupled weight decay: AdamW instead of Adam when > 0
     class_weight: str | None = None  # "balanced": weight each class's loss by N / (classes · count)
     early_stopping: int | None = None  # patience in epochs on the validation AUC (None: off)
-    schedule: str = "none"          # learning rate: "none", "step" (×0.1 at 50% and 75%) or "cosine"
+    schedule: str = "cosine"        # learning rate: "none", "step" (×0.1 at 50% and 75%) or "cosine"
+    oversample: str = "binary"      # draw smaller classes up to the largest: "binary" tasks only, "always", "never"
 
     def check(self) -> "Recipe":
         if self.model not in MODELS:
@@ -68,7 +69,15 @@ class Recipe:
             raise ValueError(f"early_stopping must be None or a patience >= 0, got {self.early_stopping!r}")
         if self.schedule not in SCHEDULES:
             raise ValueError(f"schedule must be one of {sorted(SCHEDULES)}, got {self.schedule!r}")
+        if self.oversample not in ("binary", "always", "never"):
+            raise ValueError(f"oversample must be 'binary', 'always' or 'never', got {self.oversample!r}")
         return self
+
+    def sampler(self, task: str) -> str | None:
+        """``fit``'s sampler for a task: oversampling where the recipe asks for it."""
+        if task.startswith("multi-label") or self.oversample == "never":
+            return None
+        return "oversample" if self.oversample == "always" or task == "binary-class" else None
 
     def callbacks(self) -> list:
         """The learning-rate schedule and early stopping this recipe asks for."""
@@ -153,7 +162,7 @@ def train(dataset: str = "pneumoniamnist", recipe: Recipe = DEFAULT_RECIPE, seed
         raise ValueError("class_weight='balanced' applies to single-label tasks, not to multi-label ones")
     history = model.fit(x_train, y_train, epochs=recipe.epochs, batch_size=recipe.batch_size,
                         verbose=1 if verbose else 0, callbacks=[keep_best_by_val_auc, *recipe.callbacks()],
-                        augment=augment, class_weight=recipe.class_weight)
+                        augment=augment, class_weight=recipe.class_weight, sampler=recipe.sampler(info.task))
     if best["weights"] is None:                  # Ctrl-C before the first epoch ended
         raise KeyboardInterrupt
     if model.stop_reason and verbose:

@@ -1,0 +1,109 @@
+"""benchmarks/vs_keras.py: the tinycnn-vs-Keras benchmark, run in quick mode on real data.
+
+The Keras test runs the script's core function on a small slice of the real PneumoniaMNIST for
+one model and one batch size (about 20–40 s, most of it importing TensorFlow in the memory
+child), and checks the outputs' structure and that both frameworks, given identical weights and
+batches, produce the same per-batch losses.
+"""
+
+import importlib.util
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from .conftest import missing
+
+REPO = Path(__file__).resolve().parent.parent
+SCRIPT = REPO / "benchmarks" / "vs_keras.py"
+
+
+@pytest.fixture(scope="module")
+def bench():
+    spec = importlib.util.spec_from_file_location("vs_keras", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_help_describes_the_benchmark():
+    out = subprocess.run([sys.executable, str(SCRIPT), "--help"], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    for word in ("--quick", "--timed-epochs", "--train-limit", "--wait-idle", "Keras", "peak resident memory"):
+        assert word in out.stdout
+
+
+def test_per_batch_losses_are_recovered_from_the_running_mean(bench):
+    rng = np.random.default_rng(0)
+    n, batch = 100, 32                           # batches of 32, 32, 32, 4
+    losses = rng.uniform(0.1, 2.0, 4)
+    sizes = np.array([32, 32, 32, 4])
+    running = np.cumsum(losses * sizes) / np.cumsum(sizes)
+    np.testing.assert_allclose(bench.per_batch_from_running_mean(running, n, batch), losses, rtol=1e-12)
+
+
+def test_readme_block_is_replaced_and_the_rest_kept(bench, tmp_path):
+    readme = tmp_path / "README.md"
+    readme.write_text(f"# Title\n\nintro\n\n{bench.MARK_BEGIN}\nold\n{bench.MARK_END}\n\nafter\n")
+    bench.update_readme(readme, f"{bench.MARK_BEGIN}\nnew table\n{bench.MARK_END}\n")
+    text = readme.read_text()
+    assert text.startswith("# Title\n\nintro\n") and text.rstrip().endswith("after")
+    assert "new table" in text and "old" not in text
+    assert text.count(bench.MARK_BEGIN) == 1 and text.count(bench.MARK_END) == 1
+
+
+@pytest.mark.keras
+@pytest.mark.slow
+def test_quick_run_on_real_pneumoniamnist(bench, medmnist_dir, tmp_path):
+    try:
+        import keras  # noqa: F401
+        import tensorflow  # noqa: F401
+    except ImportError:
+        missing("Keras with the TensorFlow backend (pip install -e \".[keras]\")")
+    readme = tmp_path / "README.md"
+    readme.write_text("# Benchmarks\n\nhand-written text\n")
+    doc = bench.run_benchmark(["seed"], ["pneumoniamnist"], [32], quick=True, train_limit=192, test_limit=200,
+                              data_root=medmnist_dir, out_dir=tmp_path, readme=readme, log=lambda *a: None)
+
+    # the JSON on disk is the document returned, with every number the README reports
+    saved = json.loads((tmp_path / "vs_keras_quick.json").read_text())
+    assert saved["configs"][0]["batch_size"] == 32 and saved["settings"]["quick"] is True
+    for key in ("command", "date", "machine", "threads", "matmul", "tf_matmul", "quiet", "total_seconds",
+                "waited_seconds", "markdown"):
+        assert key in saved, key
+    assert saved["matmul"]["gflops"] > 0 and saved["threads"]["tensorflow"]["intra_op_threads"] >= 0
+    (cfg,) = doc["configs"]
+    assert (cfg["model"], cfg["dataset"], cfg["n_train"], cfg["steps_per_epoch"]) == ("seed", "pneumoniamnist", 192, 6)
+    for fw in ("tinycnn", "keras"):
+        r = cfg[fw]
+        assert len(r["epoch_seconds"]) == len(r["epoch_others_cores"]) == 2                # warm-up + 1 timed
+        assert r["median_epoch_seconds"] > 0
+        assert r["samples_per_second"] > 0 and r["predict_samples_per_second"] > 0
+        assert 0 < r["train_fraction_of_matmul"] < 1.5
+        assert 0 <= r["test"]["acc"] <= 1 and 0 <= r["test"]["auc"] <= 1
+        mem = r["memory"]
+        assert mem["peak_bytes"] >= mem["before_training_bytes"] > 0 and mem["imports_bytes"] > 0
+        assert len(r["batch_loss_epoch1"]) == 6
+    assert cfg["keras"]["memory"]["imports_bytes"] > cfg["tinycnn"]["memory"]["imports_bytes"]   # TensorFlow
+
+    # identical weights and batches: the same losses, step by step, to float32 rounding
+    np.testing.assert_allclose(cfg["tinycnn"]["batch_loss_epoch1"], cfg["keras"]["batch_loss_epoch1"], rtol=1e-4)
+    assert cfg["agreement"]["batch_loss_rel_diff_first_10_max"] < 1e-4
+    assert cfg["agreement"]["float32_vs_float64_rel_diff_first_10_max"] < 1e-4      # the rounding yardstick
+    assert len(cfg["agreement"]["float64_reference_batch_loss_epoch1"]) == 6
+    assert cfg["tinycnn"]["test"]["acc"] == pytest.approx(cfg["keras"]["test"]["acc"], abs=0.02)
+
+    # the figure and the Markdown table
+    png = tmp_path / cfg["plot"]
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    text = readme.read_text()
+    assert text.startswith("# Benchmarks\n\nhand-written text\n")
+    block = text[text.index(bench.MARK_BEGIN):text.index(bench.MARK_END)]
+    rows = [line for line in block.splitlines() if line.startswith("| seed | pneumoniamnist | 32 |")]
+    assert len(rows) == 2                                  # one row in each of the two tables
+    assert "| model | dataset | batch | tinycnn s/epoch | Keras s/epoch | ratio tinycnn/Keras" in block
+    assert {line.count("|") for line in block.splitlines() if line.startswith("| ")} == {12, 13}
+    assert doc["markdown"] == text[text.index(bench.MARK_BEGIN):text.index(bench.MARK_END) + len(bench.MARK_END)] + "\n"
