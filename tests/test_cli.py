@@ -9,8 +9,9 @@ import numpy as np
 import pytest
 
 from tinycnn.cli import main
-from tinycnn.datasets import load, to_float
+from tinycnn.datasets import load
 from tinycnn.io import load_model
+from tinycnn.train import preprocess
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -56,7 +57,9 @@ def test_predict_prints_label_names_and_the_model_probabilities(run_dir, medmnis
     assert main(["predict", str(run_dir / "model.npz"), str(png)]) == 0
     out = capsys.readouterr().out
     model = load_model(run_dir / "model.npz")
-    probs = model.predict(to_float(image[None]))[0]
+    # the same preprocessing as training (the default recipe standardises with the training stats)
+    probs = model.predict(preprocess(image[None], model.metadata["preprocessing"]))[0]
+    assert model.metadata["preprocessing"].get("mean") is not None
     printed = dict(line.split() for line in out.splitlines()[1:] if not line.strip().startswith("->"))
     assert set(printed) == {"normal", "pneumonia"}
     assert float(printed["normal"]) == pytest.approx(probs[0], abs=6e-4)
