@@ -112,6 +112,15 @@ def test_dropout_is_seeded_and_gradient_checked():
         tc.Dropout(1.0)
 
 
+@settings(max_examples=30)
+@given(n=st.integers(1, 4), h=st.integers(1, 12), w=st.integers(1, 12), c=st.integers(1, 5),
+       rate=st.floats(0.05, 0.9), seed=seeds)
+def test_dropout_gradients_over_generated_shapes(n, h, w, c, rate, seed):
+    layer = built(tc.Dropout(rate), (h, w, c), seed % 1000)
+    x = np.random.default_rng(seed).standard_normal((n, h, w, c))
+    assert check_layer(layer, x, h=1e-3, seed=seed % 1000)["input"] < GRAD_TOL
+
+
 def test_models_with_dropout_are_reproducible_from_their_seed():
     def make():
         m = tc.Sequential([tc.Flatten(), tc.Dense(8, activation="relu"), tc.Dropout(0.5), tc.Dense(2, activation="softmax")],
