@@ -60,6 +60,7 @@ def atomic_write(path, write) -> Path:
             write(f)
             f.flush()
             os.fsync(f.fileno())
+        os.chmod(tmp, 0o644)        # mkstemp makes the file owner-only; give it ordinary permissions
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):

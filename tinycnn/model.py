@@ -253,9 +253,14 @@ class Sequential:
         """The training objective on a batch — training-mode forward pass, the loss, plus any
         weight penalties (``kernel_regularizer``) — without computing gradients."""
         self._require_compiled()
-        out = self.forward(x, training=True)
-        logits = self._logits() if self._fused() else out
+        logits = self._forward_logits(x, training=True)
         return self.loss.forward(logits, y, sample_weight) + self.regularization_loss()
+
+    def _forward_logits(self, x, training) -> np.ndarray:
+        """Forward pass returning what the loss works on: the logits (below a fused final
+        softmax/sigmoid), or the raw output of a model that ends in logits."""
+        out = self.forward(x, training=training)
+        return self._logits() if self._fused() else out
 
     def regularization_loss(self) -> float:
         """Σ of every layer's ``kernel_regularizer`` penalty (0 without regularizers)."""
@@ -268,8 +273,7 @@ class Sequential:
         Returns ``(loss, logits)``; the loss includes weight penalties. No weights change.
         """
         self._require_compiled()
-        out = self.forward(x, training=True)
-        logits = self._logits() if self._fused() else out
+        logits = self._forward_logits(x, training=True)
         loss = self.loss.forward(logits, y, sample_weight)
         grad = self.loss.backward()                         # dL/dlogits
         layers = self.layers
@@ -510,8 +514,7 @@ class Sequential:
         total_loss = total_acc = 0.0
         for start in range(0, x.shape[0], batch_size):
             xb, yb = x[start:start + batch_size], y[start:start + batch_size]
-            out = self.forward(xb, training=False)
-            logits = self._logits() if self._fused() else out
+            logits = self._forward_logits(xb, training=False)
             total_loss += self.loss.forward(logits, yb) * len(xb)
             total_acc += self.loss.accuracy(logits, yb) * len(xb)
         return {"loss": total_loss / x.shape[0], "accuracy": total_acc / x.shape[0]}

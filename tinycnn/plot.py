@@ -26,7 +26,6 @@ from __future__ import annotations
 import math
 import numbers
 import os
-import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -65,25 +64,13 @@ def save_figure(fig: Figure, path: str | os.PathLike) -> Path:
     path = Path(path)
     if path.suffix.lower() != ".png":
         raise ValueError(f"path must name a .png file; got {str(path)!r}")
-    folder = path.parent
-    folder.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(dir=folder, prefix=f".{path.stem}.", suffix=".png")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            FigureCanvasAgg(fig)  # draw with Agg even if the figure was given another canvas
-            fig.savefig(handle, format="png", dpi=DPI)
-            handle.flush()
-            os.fsync(handle.fileno())
-        # mkstemp creates the file readable by its owner only; give it ordinary permissions.
-        os.chmod(tmp_name, 0o644)
-        os.replace(tmp_name, path)
-    except BaseException:
-        try:
-            os.unlink(tmp_name)
-        except FileNotFoundError:
-            pass
-        raise
-    return path
+    from .io import atomic_write         # temporary file in the same folder, fsync, rename
+
+    def draw(handle):
+        FigureCanvasAgg(fig)  # draw with Agg even if the figure was given another canvas
+        fig.savefig(handle, format="png", dpi=DPI)
+
+    return atomic_write(path, draw)
 
 
 def _finish(fig: Figure, path) -> Figure | Path:
