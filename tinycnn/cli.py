@@ -4,6 +4,7 @@
     tinycnn evaluate      score a saved model on a dataset's test split with the official metrics
     tinycnn predict       class probabilities of one image file
     tinycnn gradcheck     check every layer's and the seed model's gradients in float64
+    tinycnn bench         training and inference speed on real data (--profile: per layer; --keras: vs Keras)
 """
 
 from __future__ import annotations
@@ -51,6 +52,56 @@ def cmd_gradcheck(args) -> int:
     ok = worst < args.tolerance
     print(f"\nworst relative error {worst:.2e}: {'PASS' if ok else 'FAIL'} (tolerance {args.tolerance:g})")
     return 0 if ok else 1
+
+
+def cmd_bench(args) -> int:
+    import time
+
+    from .datasets import load
+    from .profiling import profile
+    from .zoo import MODELS
+
+    data = load(args.dataset, root=args.data)
+    x = (data.train.images.reshape(len(data.train.images), 28, 28, -1) / np.float32(255)).astype(np.float32)
+    y = data.train.labels[:, 0].astype(np.int64) if data.info.task != "multi-label, binary-class" \
+        else data.train.labels.astype(np.float32)
+    if data.info.task == "multi-label, binary-class":
+        raise CLIError("bench supports single-label datasets")
+    model = MODELS[args.model](data.info.n_classes, input_shape=x.shape[1:], seed=args.seed)
+    model.compile("adam", "sparse_categorical_crossentropy")
+    print(f"tinycnn bench: {args.model} model on {args.dataset} ({len(x)} training images), "
+          f"batch {args.batch_size}")
+    if args.profile:
+        print(profile(model, x, y, batch_size=args.batch_size, steps=args.steps))
+        return 0
+
+    models = {"tinycnn": model}
+    if args.keras:
+        from .interop.keras import to_keras
+        models["keras"] = to_keras(model)
+    train_s, predict_s = {}, {}
+    for name, m in models.items():                 # warm-up: buffers, Keras's graph tracing
+        kwargs = {"verbose": 0} if name == "keras" else {}
+        m.fit(x[:4 * args.batch_size], y[:4 * args.batch_size], epochs=1, batch_size=args.batch_size,
+              verbose=0)
+        m.predict(x[:512], batch_size=256, **kwargs)
+    for repeat in range(args.repeats):             # alternate the frameworks, keep the best
+        for name in (list(models) if repeat % 2 == 0 else list(models)[::-1]):
+            m, kwargs = models[name], ({"verbose": 0} if name == "keras" else {})
+            start = time.perf_counter()
+            m.fit(x, y, epochs=1, batch_size=args.batch_size, shuffle=False, verbose=0)
+            train_s[name] = min(train_s.get(name, np.inf), time.perf_counter() - start)
+            start = time.perf_counter()
+            m.predict(x, batch_size=256, **kwargs)
+            predict_s[name] = min(predict_s.get(name, np.inf), time.perf_counter() - start)
+    for name in models:
+        print(f"  {name:8s} training epoch {train_s[name]:6.2f} s ({len(x) / train_s[name]:7,.0f} images/s)   "
+              f"predict (batch 256) {len(x) / predict_s[name]:8,.0f} images/s")
+    if args.keras:
+        print(f"  ratio tinycnn/Keras: training time {train_s['tinycnn'] / train_s['keras']:.2f}, "
+              f"prediction time {predict_s['tinycnn'] / predict_s['keras']:.2f} (best of {args.repeats}; "
+              "the full method is benchmarks/vs_keras.py)")
+    return 0
 
 
 def cmd_train(args) -> int:
@@ -203,6 +254,22 @@ def build_parser() -> argparse.ArgumentParser:
                    help="check at most this many entries of each model weight array")
     p.add_argument("--tolerance", type=float, default=1e-6)
     p.set_defaults(func=cmd_gradcheck)
+
+    p = sub.add_parser("bench", help="training and inference speed on real data (per-layer profile, vs Keras)",
+                       description="Time one training epoch and predict on a MedMNIST training split. "
+                                   "--profile prints the time of every layer's forward and backward pass and "
+                                   "the share spent in matrix products; --keras times Keras on the same model, "
+                                   "weights and data in the same run.")
+    p.add_argument("--model", default="seed", choices=sorted(MODELS))
+    p.add_argument("--dataset", default="pneumoniamnist", choices=sorted(INFO))
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--profile", action="store_true", help="per-layer time of training steps")
+    p.add_argument("--steps", type=int, default=30, help="steps to profile (default 30)")
+    p.add_argument("--keras", action="store_true", help="also time Keras (needs the [keras] extra)")
+    p.add_argument("--repeats", type=int, default=3, help="timed epochs per framework; the best counts (default 3)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--data", default=None, help="folder with the MedMNIST .npz files")
+    p.set_defaults(func=cmd_bench)
     return parser
 
 

@@ -108,16 +108,17 @@ def im2col(x: np.ndarray, kernel: tuple[int, int], strides: tuple[int, int]) -> 
     return win.reshape(n * ho * wo, kh * kw * c)  # the one copy
 
 
-def col2im(dwin: np.ndarray, x_shape: tuple[int, ...], strides: tuple[int, int]) -> np.ndarray:
+def col2im(dwin: np.ndarray, x_shape: tuple[int, ...], strides: tuple[int, int], out=None) -> np.ndarray:
     """The backward of :func:`windows`: sum each window's gradient back onto the input pixels.
 
     ``dwin`` has the windows' shape ``(N, Ho, Wo, kh, kw, C)``; the result has ``x_shape``.
     Kernel offset ``(i, j)`` of output pixel ``(r, s)`` came from input pixel
     ``(r·sh + i, s·sw + j)``, so for each offset we add one strided slab at once.
+    ``out``: add into this (zeroed) array of ``x_shape`` instead of a new one.
     """
     _, ho, wo, kh, kw, _ = dwin.shape
     sh, sw = strides
-    dx = np.zeros(x_shape, dtype=dwin.dtype)
+    dx = np.zeros(x_shape, dtype=dwin.dtype) if out is None else out
     for i in range(kh):
         for j in range(kw):
             dx[:, i:i + sh * ho:sh, j:j + sw * wo:sw, :] += dwin[:, :, :, i, j, :]

@@ -19,7 +19,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from tqdm.auto import tqdm
+from tqdm import tqdm          # the plain text bar: works in terminals and notebooks alike
 
 from . import losses as losses_mod
 from . import optimizers as optimizers_mod
@@ -27,6 +27,7 @@ from .callbacks import as_callback
 from .layers.activations import Sigmoid, Softmax
 from .losses import balanced_class_weights
 from .layers.base import Layer
+from .fast import with_one_blas_thread
 from .safety import DeferredInterrupt, NonFiniteError, first_nonfinite_gradient, first_nonfinite_output
 
 
@@ -233,6 +234,7 @@ class Sequential:
             )
         return x.astype(self.dtype, copy=False)
 
+    @with_one_blas_thread
     def forward(self, x, training=False) -> np.ndarray:
         """Run every layer; returns the last layer's output (probabilities if it ends in softmax)."""
         out = self._prepare_input(x)
@@ -242,6 +244,7 @@ class Sequential:
 
     __call__ = forward
 
+    @with_one_blas_thread
     def backward(self, dout) -> np.ndarray:
         """Backpropagate dL/d(output) through every layer; returns dL/dx."""
         grad = dout
@@ -267,6 +270,7 @@ class Sequential:
         return sum(layer.kernel_regularizer.penalty(layer.params["kernel"]) for layer in self.layers
                    if getattr(layer, "kernel_regularizer", None) is not None)
 
+    @with_one_blas_thread
     def loss_and_grads(self, x, y, sample_weight=None) -> tuple[float, np.ndarray]:
         """One forward and backward pass on a batch; fills every layer's grads.
 
@@ -280,9 +284,9 @@ class Sequential:
         if self._fused():                                   # enter below the softmax/sigmoid
             *layers, last = self.layers
             if not isinstance(last, (Softmax, Sigmoid)):    # Dense/Conv2D(activation="softmax")
-                grad = last.backward(grad, preactivation=True)
+                grad = last.backward(grad, preactivation=True, **self._no_input_grad(last))
         for layer in reversed(layers):
-            grad = layer.backward(grad)
+            grad = layer.backward(grad, **self._no_input_grad(layer))
         for layer in self.layers:                           # weight penalties: l2·Σw² -> 2·l2·w
             regularizer = getattr(layer, "kernel_regularizer", None)
             if regularizer is not None:
@@ -290,12 +294,19 @@ class Sequential:
                 layer.grads["kernel"] += regularizer.gradient(layer.params["kernel"])
         return loss, logits
 
+    def _no_input_grad(self, layer) -> dict:
+        """Training needs no gradient for the images: the first Conv2D/Dense skips computing it
+        (``backward(..., input_grad=False)``), saving a matrix product and a col2im per batch.
+        ``model.backward`` still returns dL/dx for whoever wants it (saliency maps)."""
+        return {"input_grad": False} if layer is self.layers[0] and layer.can_skip_input_grad else {}
+
     # -- training -------------------------------------------------------------------------
     def _require_compiled(self):
         if self.loss is None or self.optimizer is None:
             raise RuntimeError(f"{self.name}: call compile(optimizer, loss) before training or evaluating")
         self._check_loss_matches_output()
 
+    @with_one_blas_thread
     def train_on_batch(self, x, y, sample_weight=None) -> dict:
         """One optimizer step on one batch; returns ``{"loss": ..., "accuracy": ...}`` (before the step).
 
@@ -317,6 +328,7 @@ class Sequential:
         self.optimizer.apply(self.params, self.grads)
         return {"loss": loss, "accuracy": accuracy}
 
+    @with_one_blas_thread
     def fit(self, x, y, epochs=1, batch_size=32, validation_data=None, shuffle=True, verbose=1,
             callbacks=(), augment=None, class_weight=None, sampler=None, checkpoint=None,
             checkpoint_best=None, monitor="val_loss", resume=None) -> dict:
@@ -503,6 +515,7 @@ class Sequential:
         from .io import save_model
         return save_model(self, path, include_optimizer=include_optimizer)
 
+    @with_one_blas_thread
     def evaluate(self, x, y, batch_size=256) -> dict:
         """Mean loss and accuracy over ``(x, y)``: ``{"loss": ..., "accuracy": ...}``."""
         self._require_compiled()
@@ -519,6 +532,7 @@ class Sequential:
             total_acc += self.loss.accuracy(logits, yb) * len(xb)
         return {"loss": total_loss / x.shape[0], "accuracy": total_acc / x.shape[0]}
 
+    @with_one_blas_thread
     def predict(self, x, batch_size=256) -> np.ndarray:
         """Class probabilities, computed in batches.
 

@@ -13,6 +13,8 @@ import math
 
 import numpy as np
 
+from .fast import in_parts
+
 
 class Optimizer:
     def __init__(self, learning_rate: float):
@@ -22,6 +24,7 @@ class Optimizer:
         self.learning_rate = float(learning_rate)
         self.iterations = 0            # number of updates applied so far (Keras's optimizer.iterations)
         self.slots: list[dict[str, np.ndarray]] | None = None
+        self._temps: dict[int, list[np.ndarray]] = {}   # scratch arrays reused by every update (not state)
 
     def apply(self, params: list[np.ndarray], grads: list[np.ndarray]) -> None:
         """One update of every parameter, in place."""
@@ -41,6 +44,14 @@ class Optimizer:
 
     def create_slots(self, param: np.ndarray) -> dict[str, np.ndarray]:
         return {}
+
+    def temporary(self, param: np.ndarray, which: int = 0) -> np.ndarray:
+        """Scratch array number ``which`` shaped like ``param``: a view into a buffer kept across
+        steps, so an update allocates nothing (the update rules write intermediates into it)."""
+        buffers = self._temps.setdefault(which, [np.empty(0, param.dtype)])
+        if buffers[0].size < param.size or buffers[0].dtype != param.dtype:
+            buffers[0] = np.empty(max(param.size, buffers[0].size), param.dtype)
+        return buffers[0][:param.size].reshape(param.shape)
 
     def update(self, param, grad, slots) -> None:
         raise NotImplementedError
@@ -115,10 +126,27 @@ class Adam(Optimizer):
         t = self.iterations + 1
         f = param.dtype.type
         alpha = f(self.learning_rate) * np.sqrt(1 - f(self.beta_2) ** t) / (1 - f(self.beta_1) ** t)
-        m, v = slots["m"], slots["v"]
-        m += (grad - m) * f(1 - self.beta_1)
-        v += (grad * grad - v) * f(1 - self.beta_2)
-        param -= (m * alpha) / (np.sqrt(v) + f(self.epsilon))
+        one_minus_b1, one_minus_b2, eps = f(1 - self.beta_1), f(1 - self.beta_2), f(self.epsilon)
+
+        def adam_step(w, g, m, v, tmp, tmp2):
+            # The three lines of the rule, each spelled as in-place steps through reused
+            # temporaries so that nothing is allocated — the same operations, in the same order,
+            # as the one-liners (and as Keras), so the same numbers to the last bit.
+            np.subtract(g, m, out=tmp)                  # m += (g − m)·(1 − β1)
+            tmp *= one_minus_b1
+            m += tmp
+            np.multiply(g, g, out=tmp)                  # v += (g² − v)·(1 − β2)
+            tmp -= v
+            tmp *= one_minus_b2
+            v += tmp
+            np.multiply(m, alpha, out=tmp)              # w −= (m · alpha) / (sqrt(v) + ε)
+            np.sqrt(v, out=tmp2)
+            tmp2 += eps
+            tmp /= tmp2
+            w -= tmp
+
+        # a big kernel is cut into one part per core (each element's update is independent)
+        in_parts(adam_step, param, grad, slots["m"], slots["v"], self.temporary(param, 0), self.temporary(param, 1))
 
     def get_config(self):
         return {"learning_rate": self.learning_rate, "beta_1": self.beta_1, "beta_2": self.beta_2,

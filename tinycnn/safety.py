@@ -14,6 +14,8 @@ import threading
 
 import numpy as np
 
+from .fast import all_finite
+
 
 class NonFiniteError(FloatingPointError):
     """Training produced NaN or inf; the message names the epoch, step and first layer."""
@@ -38,7 +40,7 @@ def first_nonfinite_gradient(layers):
     """``(layer, key)`` of the first layer *in backward order* with a non-finite gradient."""
     for layer in reversed(layers):
         for key, grad in layer.grads.items():
-            if not np.all(np.isfinite(grad)):
+            if not all_finite(grad):
                 return layer, key
     return None, None
 

@@ -9,25 +9,29 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..fast import relu, relu_backward
 from .base import Layer
 
 
 class ReLU(Layer):
     """``y = max(x, 0)``;  ``dx = dy · [x > 0]``.
 
-    The derivative at exactly 0 is taken as 0 (as TensorFlow does).
+    The derivative at exactly 0 is taken as 0 (as TensorFlow does). The layer keeps its *output*
+    for backward: ``y > 0`` exactly where ``x > 0``, so no separate mask is stored.
     """
 
-    def forward(self, x, training=True):
+    def forward(self, x, training=True, inplace=False):
+        """``inplace=True`` overwrites ``x`` with the result (Conv2D and Dense use it on their own
+        freshly computed ``z``, saving an array and a pass)."""
         x = self.check_input(x)
-        mask = x > 0
-        self._cache = mask
-        return x * mask
+        y = relu(x, out=x if inplace else None)      # np.maximum(x, 0), on all cores
+        self._cache = y
+        return y
 
     def backward(self, dy):
-        mask = self.cached()
-        self.check_grad(dy, mask.shape)
-        return dy * mask
+        y = self.cached()
+        self.check_grad(dy, y.shape)
+        return relu_backward(dy, y)                   # dy · [y > 0]
 
 
 class LeakyReLU(Layer):
@@ -43,7 +47,7 @@ class LeakyReLU(Layer):
             raise ValueError(f"{self.label}: negative_slope must be a number >= 0, got {negative_slope!r}")
         self.negative_slope = float(negative_slope)
 
-    def forward(self, x, training=True):
+    def forward(self, x, training=True, inplace=False):
         x = self.check_input(x)
         slope = np.where(x > 0, 1, self.negative_slope).astype(x.dtype)
         self._cache = slope
@@ -61,7 +65,7 @@ class LeakyReLU(Layer):
 class Tanh(Layer):
     """``y = tanh(x)``;  ``dx = dy · (1 − y²)``."""
 
-    def forward(self, x, training=True):
+    def forward(self, x, training=True, inplace=False):
         x = self.check_input(x)
         y = np.tanh(x)
         self._cache = y
@@ -82,7 +86,7 @@ class Softmax(Layer):
     loss, whose combined gradient ``(y − onehot)/N`` is both simpler and numerically stable.
     """
 
-    def forward(self, x, training=True):
+    def forward(self, x, training=True, inplace=False):
         x = self.check_input(x)
         y = softmax(x)
         self._cache = (x, y)
@@ -102,7 +106,7 @@ class Softmax(Layer):
 class Sigmoid(Layer):
     """``y = 1 / (1 + exp(−x))``;  ``dx = dy · y · (1 − y)``."""
 
-    def forward(self, x, training=True):
+    def forward(self, x, training=True, inplace=False):
         x = self.check_input(x)
         y = sigmoid(x)
         self._cache = (x, y)

@@ -27,6 +27,8 @@ import re
 
 import numpy as np
 
+from ..fast import Scratch
+
 
 def snake_case(name: str) -> str:
     """``Conv2D`` -> ``conv2d``, ``MaxPool2D`` -> ``max_pool2d`` (Keras's default layer names)."""
@@ -75,6 +77,9 @@ class Layer:
     weights, ``create_params``; ``get_config`` returns the constructor arguments.
     """
 
+    #: True for layers whose ``backward`` takes ``input_grad=False`` (skip dL/dx; Conv2D, Dense).
+    can_skip_input_grad = False
+
     def __init__(self, name: str | None = None):
         self.name = name or snake_case(type(self).__name__)
         self.params: dict[str, np.ndarray] = {}
@@ -84,6 +89,7 @@ class Layer:
         self.output_shape: tuple[int, ...] | None = None
         self.dtype: np.dtype | None = None
         self._cache = None
+        self.scratch = Scratch()      # buffers reused across batches (tinycnn.fast), never returned
 
     # -- building -------------------------------------------------------------------------
     @property

@@ -9,7 +9,8 @@ from __future__ import annotations
 import numpy as np
 
 from .. import initializers, regularizers
-from ..im2col import col2im, im2col, pad, padding_amounts, unpad
+from ..fast import chunks, column_sums, im2col_into, images_per_chunk, matmul, pad_into, parallel_map
+from ..im2col import col2im, padding_amounts, unpad
 from .activations import make_activation
 from .base import Layer, as_pair, check_choice, window_output_hw
 
@@ -43,6 +44,8 @@ class Conv2D(Layer):
         ``l2 · Σ kernel²`` to the loss (the model adds it and its gradient).
     """
 
+    can_skip_input_grad = True
+
     def __init__(self, filters, kernel_size, strides=1, padding="valid", activation=None,
                  use_bias=True, kernel_initializer="glorot_uniform", bias_initializer="zeros",
                  kernel_regularizer=None, name=None):
@@ -67,6 +70,7 @@ class Conv2D(Layer):
     def create_params(self, input_shape, rng, dtype):
         h, w, c_in = input_shape
         self.pads = padding_amounts(h, w, self.kernel_size, self.strides, self.padding)
+        self.fan_in = self.kernel_size[0] * self.kernel_size[1] * c_in   # columns of the im2col matrix
         if self.activation is not None:
             self.activation.build(self.output_shape, dtype=dtype)
         params = {"kernel": self.kernel_initializer((*self.kernel_size, c_in, self.filters), rng, dtype)}
@@ -76,31 +80,66 @@ class Conv2D(Layer):
 
     def forward(self, x, training=True):
         x = self.check_input(x)
-        n = x.shape[0]
-        x_padded = pad(x, self.pads)
-        cols = im2col(x_padded, self.kernel_size, self.strides)     # (N·Ho·Wo, kh·kw·C_in)
-        z = cols @ self.params["kernel"].reshape(-1, self.filters)  # (N·Ho·Wo, F)
-        if self.use_bias:
-            z += self.params["bias"]
-        z = z.reshape(n, *self.output_shape)
-        self._cache = (x_padded.shape, cols)
-        return z if self.activation is None else self.activation.forward(z, training)
+        n, (ho, wo, f) = x.shape[0], self.output_shape
+        x_padded = pad_into(x, self.pads, self._buffer("x_padded"))   # = im2col.pad(x, self.pads)
+        kernel = self.params["kernel"].reshape(self.fan_in, f)
+        z = np.empty((n, ho, wo, f), self.dtype)
 
-    def backward(self, dy, preactivation=False):
-        """``dy`` is dL/d(output); with ``preactivation=True`` it is already dL/dz."""
-        x_padded_shape, cols = self.cached()
-        n = x_padded_shape[0]
+        def convolve(batch):                           # a few images, on whichever core is free
+            cols = self._im2col(x_padded[batch])       # (images·Ho·Wo, kh·kw·C_in)
+            z_rows = z[batch].reshape(-1, f)
+            matmul(cols, kernel, out=z_rows)           # z = cols · W
+            if self.use_bias:
+                z_rows += self.params["bias"]          #   + b
+
+        parallel_map(convolve, self._chunks(n))
+        self._cache = x_padded        # backward rebuilds cols from it (a scratch buffer when padded)
+        if self.activation is None:
+            return z
+        return self.activation.forward(z, training, inplace=True)  # z is ours: apply the ReLU in place
+
+    def backward(self, dy, preactivation=False, input_grad=True):
+        """``dy`` is dL/d(output); with ``preactivation=True`` it is already dL/dz.
+
+        ``input_grad=False`` skips ``dcols`` and col2im and returns None: the model asks for that
+        in the first layer, whose input (the images) needs no gradient.
+        """
+        x_padded = self.cached()
+        n, f = x_padded.shape[0], self.filters
         self.check_grad(dy, (n, *self.output_shape))
         dz = dy if self.activation is None or preactivation else self.activation.backward(dy)
-        kernel = self.params["kernel"]
-        dz = dz.reshape(-1, self.filters)                            # (N·Ho·Wo, F)
-        self.grads["kernel"] = (cols.T @ dz).reshape(kernel.shape)
+        kernel = self.params["kernel"].reshape(self.fan_in, f)
+        dx_padded = np.zeros(x_padded.shape, self.dtype) if input_grad else None
+
+        def backprop(batch):                           # the same chunks as forward
+            cols = self._im2col(x_padded[batch])
+            dz_rows = dz[batch].reshape(-1, f)         # (images·Ho·Wo, F)
+            if input_grad:
+                dcols = matmul(dz_rows, kernel.T, out=self._buffer("dcols")(cols.shape))  # dz · Wᵀ
+                col2im(dcols.reshape(*dz[batch].shape[:3], *self.kernel_size, -1),
+                       x_padded[batch].shape, self.strides, out=dx_padded[batch])
+            return matmul(cols.T, dz_rows)             # this chunk's share of dW = colsᵀ · dz
+
+        self.grads["kernel"] = sum(parallel_map(backprop, self._chunks(n))).reshape(self.params["kernel"].shape)
         if self.use_bias:
-            self.grads["bias"] = dz.sum(axis=0)
-        dcols = dz @ kernel.reshape(-1, self.filters).T              # (N·Ho·Wo, kh·kw·C_in)
+            self.grads["bias"] = column_sums(dz.reshape(-1, f))   # db = Σ_rows dz
+        return unpad(dx_padded, self.pads) if input_grad else None
+
+    def _im2col(self, x_padded):
+        """``im2col.im2col(x_padded, ...)``, written into a buffer reused by every chunk and batch."""
         ho, wo, _ = self.output_shape
-        dcols = dcols.reshape(n, ho, wo, *self.kernel_size, self.input_shape[2])
-        return unpad(col2im(dcols, x_padded_shape, self.strides), self.pads)
+        buffer = self._buffer("cols")((self._chunk_images * ho * wo * self.fan_in,))
+        return im2col_into(x_padded, self.kernel_size, self.strides, buffer)
+
+    def _chunks(self, n):
+        """Slices of the batch, ``self._chunk_images`` images each (see :func:`tinycnn.fast.chunks`)."""
+        ho, wo, _ = self.output_shape
+        self._chunk_images = images_per_chunk(ho * wo * self.fan_in * self.dtype.itemsize, n)
+        return chunks(n, self._chunk_images)
+
+    def _buffer(self, name):
+        """``shape -> reused array``: this layer's scratch buffer ``name`` for the calling thread."""
+        return lambda shape: self.scratch.get(name, shape, self.dtype)
 
     def get_config(self):
         return {"filters": self.filters, "kernel_size": self.kernel_size, "strides": self.strides,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import initializers, regularizers
+from ..fast import matmul
 from .activations import make_activation
 from .base import Layer
 
@@ -27,6 +28,8 @@ class Dense(Layer):
     kernel_regularizer : None, a number ``l2`` or ``tinycnn.regularizers.L2(l2)``: adds
         ``l2 · Σ kernel²`` to the loss (the model adds it and its gradient).
     """
+
+    can_skip_input_grad = True
 
     def __init__(self, units, activation=None, use_bias=True, kernel_initializer="glorot_uniform",
                  bias_initializer="zeros", kernel_regularizer=None, name=None):
@@ -59,22 +62,27 @@ class Dense(Layer):
 
     def forward(self, x, training=True):
         x = self.check_input(x)
-        z = x @ self.params["kernel"]
+        z = matmul(x, self.params["kernel"])           # x · W  (np.matmul; see tinycnn.fast.matmul)
         if self.use_bias:
             z += self.params["bias"]
         self._cache = x
-        return z if self.activation is None else self.activation.forward(z, training)
+        if self.activation is None:
+            return z
+        return self.activation.forward(z, training, inplace=True)  # z is ours: activate in place
 
-    def backward(self, dy, preactivation=False):
+    def backward(self, dy, preactivation=False, input_grad=True):
         """``dy`` is dL/d(output); with ``preactivation=True`` it is already dL/dz (the model
-        passes that when it fuses a final softmax/sigmoid with the cross-entropy loss)."""
+        passes that when it fuses a final softmax/sigmoid with the cross-entropy loss).
+        ``input_grad=False`` skips ``dx`` and returns None (for a model's first layer)."""
         x = self.cached()
         self.check_grad(dy, (x.shape[0], self.units))
         dz = dy if self.activation is None or preactivation else self.activation.backward(dy)
-        self.grads["kernel"] = x.T @ dz
+        self.grads["kernel"] = matmul(x.T, dz)
         if self.use_bias:
             self.grads["bias"] = dz.sum(axis=0)
-        return dz @ self.params["kernel"].T
+        if not input_grad:
+            return None
+        return matmul(dz, self.params["kernel"].T)
 
     def get_config(self):
         return {"units": self.units, "activation": self.activation_name, "use_bias": self.use_bias,

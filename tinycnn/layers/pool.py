@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..fast import max_over_windows, pad_into, route_to_first_max, windows_tile_exactly
 from ..im2col import col2im, pad, padding_amounts, unpad, windows
 from .base import Layer, as_pair, check_choice, window_output_hw
 
@@ -11,11 +12,13 @@ from .base import Layer, as_pair, check_choice, window_output_hw
 class MaxPool2D(Layer):
     """Max over each ``ph × pw`` window of every channel (NHWC).
 
-    Forward: gather the windows (a stride-tricks view, as in Conv2D), flatten each to
-    ``ph·pw`` values, and remember *which* position won (``argmax``). Backward: only the winner
-    influenced the output, so the whole upstream gradient of a window goes to that one position;
-    overlapping windows add up (col2im). On ties the first maximum in row-major order wins, as in
-    TensorFlow. With ``padding="same"`` the padding is -inf, so it never wins.
+    Forward: for every position ``(i, j)`` inside the window, the strided slice
+    ``x[:, i::sh, j::sw, :]`` holds that position's value for every output pixel; the output is
+    the elementwise max of those ``ph·pw`` slices (for 2×2 pooling, three ``np.maximum`` calls).
+    Backward: only the winner influenced the output, so the whole upstream gradient of a window
+    goes to the position holding the max — found again by comparing each slice with the output.
+    On ties the first maximum in row-major order wins, as in TensorFlow; overlapping windows add
+    up. With ``padding="same"`` the padding is -inf, so it never wins.
 
     Parameters
     ----------
@@ -37,27 +40,23 @@ class MaxPool2D(Layer):
     def create_params(self, input_shape, rng, dtype):
         h, w, _ = input_shape
         self.pads = padding_amounts(h, w, self.pool_size, self.strides, self.padding)
+        self.tiles = windows_tile_exactly((h, w), self.pool_size, self.strides, self.pads)
         return {}
 
     def forward(self, x, training=True):
         x = self.check_input(x)
-        n, (ho, wo, c) = x.shape[0], self.output_shape
-        x_padded = pad(x, self.pads, value=-np.inf)
-        win = windows(x_padded, self.pool_size, self.strides)        # (N, Ho, Wo, ph, pw, C) view
-        win = win.reshape(n, ho, wo, -1, c)                          # (N, Ho, Wo, ph·pw, C)
-        winner = win.argmax(axis=3)[:, :, :, None, :]                # first maximum of each window
-        self._cache = (x_padded.shape, winner)
-        return np.take_along_axis(win, winner, axis=3)[:, :, :, 0, :]
+        x_padded = pad_into(x, self.pads, lambda shape: self.scratch.get("x_padded", shape, x.dtype), -np.inf)
+        y = max_over_windows(x_padded, self.pool_size, self.strides,
+                             out=np.empty((x.shape[0], *self.output_shape), x.dtype))
+        self._cache = (x_padded, y)      # (a scratch buffer when padded: valid until the next forward)
+        return y
 
     def backward(self, dy):
-        x_padded_shape, winner = self.cached()
-        n = x_padded_shape[0]
-        self.check_grad(dy, (n, *self.output_shape))
-        ho, wo, c = self.output_shape
-        dwin = np.zeros((n, ho, wo, self.pool_size[0] * self.pool_size[1], c), dtype=dy.dtype)
-        np.put_along_axis(dwin, winner, dy[:, :, :, None, :], axis=3)  # gradient to the winner only
-        dwin = dwin.reshape(n, ho, wo, *self.pool_size, c)
-        return unpad(col2im(dwin, x_padded_shape, self.strides), self.pads)
+        x_padded, y = self.cached()
+        self.check_grad(dy, y.shape)
+        dx_padded = np.empty(x_padded.shape, dy.dtype) if self.tiles else np.zeros(x_padded.shape, dy.dtype)
+        route_to_first_max(dy, x_padded, y, self.pool_size, self.strides, dx_padded)
+        return unpad(dx_padded, self.pads)
 
     def get_config(self):
         return {"pool_size": self.pool_size, "strides": self.strides, "padding": self.padding,

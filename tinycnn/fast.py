@@ -1,0 +1,358 @@
+"""Speed tricks, each a small named helper. Read the layers first; come here to see why they are fast.
+
+The layers in :mod:`tinycnn.layers` say *what* they compute in a few lines. The helpers below do the
+parts where the straightforward NumPy spelling wastes time, and the comment on each says what it
+saves. None of them changes a number: the loop reference (:mod:`tinycnn.reference`) and the
+gradient checks hold the fast layers to the same results.
+
+Where the time goes in a small CNN on a CPU (run ``tinycnn bench --profile`` to see it yourself):
+
+* the matrix products, which BLAS runs near the machine's peak on both cores — the useful work;
+* everything else, which NumPy runs one pass over memory at a time on one core: copying windows
+  into the im2col matrix, padding, ReLU, pooling, col2im, the optimizer. A pass over a
+  ``(128, 28, 28, 32)`` float32 batch (13 MB) costs about as much as 20 million multiply-adds, so
+  the tricks here are all about *fewer passes* and *no new memory* where memory can be reused.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+
+import numpy as np
+
+from .im2col import windows
+
+# -- both cores ---------------------------------------------------------------------------------
+# NumPy runs one operation on one core. But it releases Python's GIL inside its loops, so two
+# Python threads working on the two halves of a batch really do run at the same time. We split
+# the batch ourselves — every layer's work is independent per image — and let each core run
+# everything for its half: the copies, the ReLU, the pooling, and its own single-threaded matrix
+# products. (BLAS would otherwise split each product over the cores itself, and its idle threads
+# keep spinning on the second core afterwards, which stalls whatever we run there.)
+def _cores() -> int:
+    """Cores to use: ``$TINYCNN_THREADS`` if set, else the cores this process may run on."""
+    if os.environ.get("TINYCNN_THREADS"):
+        return max(1, int(os.environ["TINYCNN_THREADS"]))
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
+CORES = _cores()
+# Waking a thread and waiting for it costs ~40–90 µs on this kind of machine, so only work worth
+# a few hundred µs per core is split: a pass over this many elements, or this many multiply-adds.
+MIN_ELEMENTS = 1 << 17
+MIN_FLOPS = 1 << 21
+_pool: ThreadPoolExecutor | None = None
+_inside = threading.local()  # set in the worker threads: nested parallel calls run inline
+
+
+def parallel_map(fn, parts) -> list:
+    """``[fn(part) for part in parts]``, spread over the cores; results in order.
+
+    Core ``c`` gets parts ``c, c + CORES, ...``; the calling thread does core 0's share itself
+    while the pool's threads do the others.
+    """
+    global _pool
+    parts = list(parts)
+    if CORES == 1 or len(parts) < 2 or getattr(_inside, "active", False):
+        return [fn(part) for part in parts]
+    if _pool is None:
+        _pool = ThreadPoolExecutor(max_workers=CORES - 1, thread_name_prefix="tinycnn",
+                                   initializer=lambda: setattr(_inside, "active", True))
+    results = [None] * len(parts)
+
+    def share(core):
+        for i in range(core, len(parts), CORES):
+            results[i] = fn(parts[i])
+
+    futures = [_pool.submit(share, core) for core in range(1, min(CORES, len(parts)))]
+    _inside.active = True            # the parts run inline here too: no nested splitting
+    try:
+        share(0)
+    finally:
+        _inside.active = False
+        for future in futures:
+            future.result()
+    return results
+
+
+def split(n: int, work: float, minimum: float = MIN_ELEMENTS) -> list[slice]:
+    """``range(n)`` cut into one slice per core when the total ``work`` is at least ``minimum``
+    per core, else one slice."""
+    pieces = CORES if n >= CORES and work >= minimum * CORES else 1
+    bounds = np.linspace(0, n, pieces + 1).astype(int)
+    return [slice(a, b) for a, b in zip(bounds[:-1], bounds[1:])]
+
+
+def on_cores(fn, n: int, size: int) -> None:
+    """Run ``fn(rows)`` on the cores for slices of ``range(n)``; ``size`` elements per index."""
+    parallel_map(fn, split(n, n * size))
+
+
+def in_parts(fn, *arrays) -> None:
+    """``fn(*arrays)`` for same-shaped arrays, on the cores: each core gets a slice of every
+    array's flattened elements (used by the optimizers' elementwise updates)."""
+    flat = [a.reshape(-1) for a in arrays]
+    on_cores(lambda part: fn(*(a[part] for a in flat)), flat[0].size, 1)
+
+
+_blas = None
+
+
+@contextmanager
+def one_blas_thread():
+    """Within the block, each BLAS call uses one thread (we run two of them side by side).
+
+    Uses threadpoolctl when it is installed; without it, the products still run correctly, just
+    with BLAS's own threads competing with ours.
+    """
+    global _blas
+    if _blas is None:
+        try:
+            from threadpoolctl import ThreadpoolController
+            _blas = ThreadpoolController()
+        except ImportError:
+            _blas = False
+    if not _blas or CORES == 1:
+        yield
+        return
+    with _blas.limit(limits=1, user_api="blas"):
+        yield
+
+
+def with_one_blas_thread(method):
+    """Decorator: run ``method`` inside :func:`one_blas_thread` (Sequential's entry points)."""
+    @functools.wraps(method)
+    def wrapper(*args, **kwargs):
+        with one_blas_thread():
+            return method(*args, **kwargs)
+    return wrapper
+
+# -- matrix products ----------------------------------------------------------------------------
+_matmul_recorder = None     # set by tinycnn.profile while it runs: called with (seconds, flops)
+
+
+def matmul(a: np.ndarray, b: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    """``np.matmul(a, b, out=out)`` for 2-D arrays — the layers' one door to BLAS.
+
+    A big product is cut into one block per core along the longer side of the output —
+    ``out[rows] = a[rows] · b`` or ``out[:, cols] = a · b[:, cols]`` — computed side by side.
+    Every Conv2D and Dense product comes through here, which also lets :func:`tinycnn.profile`
+    time them.
+    """
+    m, k = a.shape
+    n = b.shape[1]
+    if out is None:
+        out = np.empty((m, n), np.result_type(a, b))
+    if m >= n:
+        parallel_map(lambda rows: _product(a[rows], b, out[rows]), split(m, m * k * n, MIN_FLOPS))
+    else:
+        parallel_map(lambda cols: _product(a, b[:, cols], out[:, cols]), split(n, m * k * n, MIN_FLOPS))
+    return out
+
+
+def _product(a, b, out):
+    if _matmul_recorder is None:
+        np.matmul(a, b, out=out)
+        return
+    start = time.perf_counter()
+    np.matmul(a, b, out=out)
+    _matmul_recorder(time.perf_counter() - start, 2 * a.shape[0] * a.shape[1] * b.shape[1])
+
+
+class Scratch:
+    """Arrays that a layer reuses from one batch to the next instead of allocating them anew.
+
+    A fresh multi-megabyte array costs more than its ``malloc``: the operating system hands out
+    zeroed pages on first touch, one page fault per 4 KiB. Reusing the same buffer for, say, the
+    im2col matrix of every batch skips all of that. Only arrays that stay *inside* a layer (never
+    returned to the caller) live here — a returned array may be kept by the caller. Each thread
+    gets its own buffers (two cores may fill two im2col chunks at once).
+    """
+
+    def __init__(self):
+        self._arrays: dict[tuple[str, int], np.ndarray] = {}
+
+    def get(self, name: str, shape, dtype, fill=None) -> np.ndarray:
+        """The buffer ``name`` with this shape and dtype (contents undefined unless ``fill``)."""
+        shape, key = tuple(shape), (name, threading.get_ident())
+        array = self._arrays.get(key)
+        if array is None or array.shape != shape or array.dtype != dtype:
+            array = self._arrays[key] = np.empty(shape, dtype)
+        if fill is not None:
+            array.fill(fill)
+        return array
+
+    def clear(self) -> None:
+        self._arrays.clear()
+
+
+def pad_into(x: np.ndarray, pads, buffer_of, value=0.0) -> np.ndarray:
+    """``im2col.pad`` without ``np.pad``: copy ``x`` into the middle of a reused buffer.
+
+    ``np.pad`` allocates a new array and fills it in several passes every call. Here the border
+    is written once per batch shape (only the border: the middle is overwritten anyway) and each
+    batch costs one copy. ``buffer_of(shape)`` returns the reusable buffer.
+    """
+    (top, bottom), (left, right) = pads
+    if top == bottom == left == right == 0:
+        return x
+    n, h, w, c = x.shape
+    out = buffer_of((n, h + top + bottom, w + left + right, c))
+    out[:, :top] = value
+    out[:, top + h:] = value
+    out[:, top:top + h, :left] = value
+    out[:, top:top + h, left + w:] = value
+    out[:, top:top + h, left:left + w] = x
+    return out
+
+
+def im2col_into(x_padded: np.ndarray, kernel, strides, buffer: np.ndarray) -> np.ndarray:
+    """:func:`tinycnn.im2col.im2col` written into (the start of) a reused flat ``buffer``.
+
+    Returns the ``(N·Ho·Wo, kh·kw·C)`` matrix. The window view costs nothing; the copy into the
+    buffer is the one pass the matrix product needs (BLAS wants evenly spaced elements, and
+    overlapping windows are not that). With few channels (a grey-scale first layer has one) each
+    row is a handful of short pieces, and copying row by row crawls; then we fill the
+    *transpose*, one long slab per kernel offset and channel, and return its ``.T`` view — BLAS
+    multiplies a transposed matrix just as fast.
+    """
+    win = windows(x_padded, kernel, strides)
+    n, ho, wo, kh, kw, c = win.shape
+    rows, columns = n * ho * wo, kh * kw * c
+    if c >= 4:
+        out = buffer[:rows * columns].reshape(rows, columns)
+        np.copyto(out.reshape(win.shape), win)
+        return out
+    out_t = buffer[:rows * columns].reshape(kh, kw, c, n, ho, wo)
+    np.copyto(out_t, win.transpose(3, 4, 5, 0, 1, 2))
+    return out_t.reshape(columns, rows).T
+
+
+CHUNK_BYTES = 2 * 2**20     # im2col rows handled at once: small enough to stay in the CPU's cache
+
+
+def images_per_chunk(bytes_per_image: int, n: int) -> int:
+    """How many images' im2col rows fit in :data:`CHUNK_BYTES` — and at most ``n / cores`` when the
+    batch is big enough to share, so that every core gets a chunk."""
+    fit = max(1, CHUNK_BYTES // max(bytes_per_image, 1))
+    share = -(-n // CORES) if n * bytes_per_image >= 4 * MIN_ELEMENTS * CORES else n
+    return int(min(n, fit, share))
+
+
+def chunks(n: int, size: int):
+    """``slice(0, size), slice(size, 2·size), ...`` covering ``range(n)``.
+
+    Cache blocking: a batch of 128 images makes a 29 MB im2col matrix in the deeper model's second
+    convolution. Written in full, it travels to main memory and back (several milliseconds per
+    pass on this kind of machine); built and consumed a few images at a time, it stays in the
+    CPU cache, and the matrix products on the chunks run as fast as on the whole.
+    """
+    return [slice(start, min(start + size, n)) for start in range(0, n, size)]
+
+
+def column_sums(a: np.ndarray) -> np.ndarray:
+    """``a.sum(axis=0)`` for a tall 2-D array, as the matrix-vector product ``1ᵀ · a``.
+
+    NumPy sums a column at a time along a strided axis; BLAS's matrix-vector product reads the
+    array once, row by row — several times faster for a bias gradient over 100 000 rows.
+    """
+    return matmul(np.ones((1, a.shape[0]), a.dtype), a)[0]
+
+
+def window_slices(x: np.ndarray, pool, strides, out_hw):
+    """``(offset index, strided view)`` for every position ``(i, j)`` inside a pooling window.
+
+    View ``k`` holds, for every output pixel, the input value at offset ``(i, j)`` of its window:
+    ``x[:, i::sh, j::sw, :]`` cut to the output size. A max (or sum) over windows is then a max
+    over ``ph·pw`` whole arrays — a few long vectorised passes instead of a reduction over a short
+    reshaped axis, which NumPy does one tiny window at a time.
+    """
+    (ph, pw), (sh, sw), (ho, wo) = pool, strides, out_hw
+    for i in range(ph):
+        for j in range(pw):
+            yield i * pw + j, x[:, i:i + sh * (ho - 1) + 1:sh, j:j + sw * (wo - 1) + 1:sw, :]
+
+
+def max_over_windows(x_padded: np.ndarray, pool, strides, out: np.ndarray) -> np.ndarray:
+    """The max of every window: ``out = max_k view_k`` with :func:`window_slices`; the images
+    are split over the cores."""
+    def rows_max(rows):
+        views = window_slices(x_padded[rows], pool, strides, out.shape[1:3])
+        _, first = next(views)
+        np.copyto(out[rows], first)
+        for _, view in views:
+            np.maximum(out[rows], view, out=out[rows])
+
+    on_cores(rows_max, out.shape[0], x_padded[0].size)
+    return out
+
+
+def route_to_first_max(dy, x_padded, y, pool, strides, dx_padded) -> np.ndarray:
+    """Max-pool backward: each window's ``dy`` goes to the *first* position holding its max.
+
+    For window offsets in row-major order, ``hit = (view == y) and not yet taken``: the first
+    offset equal to the max takes the gradient (TensorFlow's rule on ties — common after a ReLU,
+    where whole windows are 0). ``dx_padded`` must be zeroed unless the windows tile the input
+    exactly (then every element is written once). The images are split over the cores.
+    """
+    overlap = tuple(pool) != tuple(strides)
+    out_hw = y.shape[1:3]
+
+    def rows_backward(rows):
+        taken = np.zeros(y[rows].shape, dtype=bool)
+        hit = np.empty(y[rows].shape, dtype=bool)
+        for (_, view), (_, target) in zip(window_slices(x_padded[rows], pool, strides, out_hw),
+                                          window_slices(dx_padded[rows], pool, strides, out_hw)):
+            np.equal(view, y[rows], out=hit)
+            np.greater(hit, taken, out=hit)          # hit and not taken (booleans: True > False)
+            np.logical_or(taken, hit, out=taken)
+            if overlap:                              # windows share pixels: add up
+                target += dy[rows] * hit
+            else:                                    # each pixel belongs to one window: assign
+                np.multiply(dy[rows], hit, out=target)
+
+    on_cores(rows_backward, y.shape[0], x_padded[0].size)
+    return dx_padded
+
+
+def windows_tile_exactly(shape_hw, pool, strides, pads) -> bool:
+    """True when non-overlapping windows cover every input pixel exactly once (no zeroing needed)."""
+    (h, w), (ph, pw), (sh, sw) = shape_hw, pool, strides
+    no_padding = all(p == 0 for pair in pads for p in pair)
+    return no_padding and (ph, pw) == (sh, sw) and h % ph == 0 and w % pw == 0
+
+
+def relu(x: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    """``np.maximum(x, 0, out=out)``, the images split over the cores."""
+    out = np.empty_like(x) if out is None else out
+    on_cores(lambda rows: np.maximum(x[rows], 0, out=out[rows]), x.shape[0], x[0].size)
+    return out
+
+
+def relu_backward(dy: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """``dy · [y > 0]``: a multiplication by the boolean mask (10× faster than ``np.where`` or a
+    masked ``np.copyto`` here, which branch per element), the images split over the cores.
+
+    ``y`` is the ReLU's *output*: ``y > 0`` exactly where the input was ``> 0``, so the layer keeps
+    the output it already returned instead of a separate mask.
+    """
+    dx = np.empty_like(dy)
+    on_cores(lambda rows: np.multiply(dy[rows], y[rows] > 0, out=dx[rows]), dy.shape[0], dy[0].size)
+    return dx
+
+
+def all_finite(a: np.ndarray) -> bool:
+    """``np.isfinite(a).all()`` in one pass without a boolean temporary, for the common case.
+
+    The sum of finite numbers is finite unless it overflows float range; NaN or inf anywhere
+    makes it NaN or inf. Only when the sum is not finite do we pay for the exact check (so a
+    huge-but-finite array is never misreported).
+    """
+    if np.isfinite(np.add.reduce(a, axis=None)):
+        return True
+    return bool(np.isfinite(a).all())
