@@ -16,11 +16,13 @@ from .io import load_model  # noqa: E402
 from .safety import CallOrderError, NonFiniteError  # noqa: E402
 from .optimizers import SGD, Adam  # noqa: E402
 from .profiling import profile  # noqa: E402
+from . import trace  # noqa: E402
+from .trace import trace_step  # noqa: E402
 
 __all__ = [
     "Sequential", "load_model", "NonFiniteError", "CallOrderError", "Layer", "Conv2D", "MaxPool2D", "MaxPooling2D", "AveragePooling2D",
     "AvgPool2D", "GlobalAveragePooling2D", "Dense", "Dropout", "BatchNormalization", "ReLU",
     "LeakyReLU", "Tanh", "Softmax", "Sigmoid", "Flatten", "SoftmaxCrossEntropy", "SigmoidBinaryCrossEntropy", "SGD", "Adam",
     "layers", "losses", "optimizers", "initializers", "gradcheck", "reference", "zoo", "datasets",
-    "metrics", "profile",
+    "metrics", "profile", "trace", "trace_step",
 ]

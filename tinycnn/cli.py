@@ -5,6 +5,7 @@
     tinycnn predict       class probabilities of one image file
     tinycnn gradcheck     check every layer's and the seed model's gradients in float64
     tinycnn bench         training and inference speed on real data (--profile: per layer; --keras: vs Keras)
+    tinycnn explain       one training step on one real image, traced: every array, every gradient formula
 """
 
 from __future__ import annotations
@@ -101,6 +102,31 @@ def cmd_bench(args) -> int:
         print(f"  ratio tinycnn/Keras: training time {train_s['tinycnn'] / train_s['keras']:.2f}, "
               f"prediction time {predict_s['tinycnn'] / predict_s['keras']:.2f} (best of {args.repeats}; "
               "the full method is benchmarks/vs_keras.py)")
+def cmd_explain(args) -> int:
+    from .datasets import load, to_float
+    from .train import targets
+    from .zoo import MODELS
+
+    data = load(args.dataset, root=args.data)
+    info, part = data.info, getattr(data, args.split)
+    if not 0 <= args.index < len(part.images):
+        raise CLIError(f"--index {args.index} is out of range: the {args.split} split of {info.name} has "
+                       f"{len(part.images)} images (0 to {len(part.images) - 1})")
+    model = MODELS[args.model](info.n_classes, input_shape=(28, 28, info.n_channels), seed=args.seed,
+                               output_activation="sigmoid" if info.is_multilabel else "softmax")
+    model.compile("adam", "binary_crossentropy" if info.is_multilabel else "sparse_categorical_crossentropy")
+    x = to_float(part.images[args.index:args.index + 1])             # (1, 28, 28, C) in [0, 1]
+    y = targets(part.labels[args.index:args.index + 1], info.task)
+    raw = part.labels[args.index]
+    names = [info.labels[i] for i in np.flatnonzero(raw)] if info.is_multilabel else [info.labels[int(raw[0])]]
+    print(f"{info.python_class}, {args.split} image {args.index}: label {', '.join(names) or 'none'}; "
+          f"a freshly initialised '{args.model}' model (seed {args.seed}), Adam\n")
+    trace = model.trace_step(x, y, update=args.update)
+    print(trace)
+    print("\nThe backward pass, one step at a time (X input, Y output, Z pre-activation, dA = dL/dA):")
+    for event in trace.step_through():
+        print()
+        print(event)
     return 0
 
 
@@ -270,6 +296,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--data", default=None, help="folder with the MedMNIST .npz files")
     p.set_defaults(func=cmd_bench)
+
+    p = sub.add_parser("explain", help="trace one training step on one real image and walk through backprop",
+                       description="Run one training step of a fresh model on one MedMNIST image, print every "
+                                   "layer's activations and gradients, then the backward pass formula by formula.")
+    p.add_argument("--dataset", default="pneumoniamnist", choices=sorted(INFO), help="default pneumoniamnist")
+    p.add_argument("--split", default="test", choices=["train", "val", "test"], help="default test")
+    p.add_argument("--index", type=int, default=0, help="which image of the split (default 0)")
+    p.add_argument("--model", default="seed", choices=sorted(MODELS), help="architecture (default seed)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the initial weights (default 0)")
+    p.add_argument("--update", action="store_true", help="also apply the optimizer step and show each change")
+    p.add_argument("--data", default=None, help="folder with the MedMNIST .npz files")
+    p.set_defaults(func=cmd_explain)
     return parser
 
 

@@ -300,6 +300,13 @@ class Sequential:
         ``model.backward`` still returns dL/dx for whoever wants it (saliency maps)."""
         return {"input_grad": False} if layer is self.layers[0] and layer.can_skip_input_grad else {}
 
+    def trace_step(self, x, y, sample_weight=None, update=False):
+        """``loss_and_grads`` (and, with ``update=True``, the optimizer step) with every array recorded:
+        ``print(trace)`` for a table, ``trace.step_through()`` for the backward pass formula by formula.
+        See :func:`tinycnn.trace.trace_step`."""
+        from .trace import trace_step
+        return trace_step(self, x, y, sample_weight=sample_weight, update=update)
+
     # -- training -------------------------------------------------------------------------
     def _require_compiled(self):
         if self.loss is None or self.optimizer is None:
