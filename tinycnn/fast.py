@@ -233,12 +233,12 @@ def im2col_into(x_padded: np.ndarray, kernel, strides, buffer: np.ndarray) -> np
     return out_t.reshape(columns, rows).T
 
 
-CHUNK_BYTES = 2 * 2**20     # im2col rows handled at once: small enough to stay in the CPU's cache
+CHUNK_BYTES = 2**20         # im2col + output rows handled at once: small enough to stay in cache
 
 
 def images_per_chunk(bytes_per_image: int, n: int) -> int:
-    """How many images' im2col rows fit in :data:`CHUNK_BYTES` — and at most ``n / cores`` when the
-    batch is big enough to share, so that every core gets a chunk."""
+    """How many images' rows (of im2col and output) fit in :data:`CHUNK_BYTES` — and at most
+    ``n / cores`` when the batch is big enough to share, so that every core gets a chunk."""
     fit = max(1, CHUNK_BYTES // max(bytes_per_image, 1))
     share = -(-n // CORES) if n * bytes_per_image >= 4 * MIN_ELEMENTS * CORES else n
     return int(min(n, fit, share))
@@ -279,14 +279,26 @@ def window_slices(x: np.ndarray, pool, strides, out_hw):
 
 
 def max_over_windows(x_padded: np.ndarray, pool, strides, out: np.ndarray) -> np.ndarray:
-    """The max of every window: ``out = max_k view_k`` with :func:`window_slices`; the images
-    are split over the cores."""
+    """The max of every window, in two steps, the images split over the cores.
+
+    Max is separable: the max over a ``ph × pw`` window is the max over its ``pw`` columns of the
+    max over its ``ph`` rows. Step 1 takes the max of ``ph`` whole image rows at a time — long
+    contiguous runs of memory, the fast case for NumPy — leaving an array ``ph`` times smaller;
+    step 2 takes the max of the ``pw`` strided column slices of that (:func:`window_slices`).
+    """
+    (ph, pw), (sh, sw) = pool, strides
+    ho, wo = out.shape[1:3]
+
     def rows_max(rows):
-        views = window_slices(x_padded[rows], pool, strides, out.shape[1:3])
-        _, first = next(views)
-        np.copyto(out[rows], first)
-        for _, view in views:
-            np.maximum(out[rows], view, out=out[rows])
+        x = x_padded[rows]
+        row_views = [x[:, i:i + sh * (ho - 1) + 1:sh] for i in range(ph)]          # (n, Ho, W, C)
+        tall = row_views[0].copy() if ph == 1 else np.maximum(row_views[0], row_views[1])
+        for view in row_views[2:]:
+            np.maximum(tall, view, out=tall)
+        result = out[rows]
+        np.copyto(result, tall[:, :, 0:sw * (wo - 1) + 1:sw])
+        for j in range(1, pw):
+            np.maximum(result, tall[:, :, j:j + sw * (wo - 1) + 1:sw], out=result)
 
     on_cores(rows_max, out.shape[0], x_padded[0].size)
     return out

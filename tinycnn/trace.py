@@ -303,7 +303,7 @@ def _forward(model, x) -> list[LayerTrace]:
     for index, layer in enumerate(model.layers):
         activation = _builtin_activation(layer)
         heard: dict[str, np.ndarray] = {}
-        with _listening(activation, heard) if activation is not None else nullcontext():
+        with _listening(activation, heard) if activation is not None else nullcontext(), _unfused(layer):
             new = layer.forward(out, training=True)
         if activation is not None and "Z" not in heard:
             raise RuntimeError(f"trace_step: {layer.label} did not call its activation object's forward, so "
@@ -386,6 +386,20 @@ def _listening(activation: Layer, heard: dict):
         yield
     finally:
         del activation.forward              # ...until it is deleted
+
+
+@contextmanager
+def _unfused(layer):
+    """While active, a layer that fuses its ReLU into its own loop (Conv2D, for speed) calls the
+    activation object instead, so that the pre-activation ``z`` exists and can be recorded."""
+    if not getattr(layer, "fuse_relu", False):
+        yield
+        return
+    layer.fuse_relu = False
+    try:
+        yield
+    finally:
+        del layer.fuse_relu                 # back to the class's setting
 
 
 def _record_backward(record: LayerTrace, layer, grad_input) -> None:

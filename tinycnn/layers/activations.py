@@ -28,6 +28,12 @@ class ReLU(Layer):
         self._cache = y
         return y
 
+    def applied(self, y):
+        """Record ``y`` as this ReLU's output when the owning layer computed ``max(z, 0)`` itself
+        (Conv2D does, chunk by chunk, while the numbers are in cache); returns ``y``."""
+        self._cache = self.check_input(y)
+        return y
+
     def backward(self, dy):
         y = self.cached()
         self.check_grad(dy, y.shape)

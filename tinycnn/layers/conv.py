@@ -11,7 +11,7 @@ import numpy as np
 from .. import initializers, regularizers
 from ..fast import chunks, column_sums, im2col_into, images_per_chunk, matmul, pad_into, parallel_map
 from ..im2col import col2im, padding_amounts, unpad
-from .activations import make_activation
+from .activations import ReLU, make_activation
 from .base import Layer, as_pair, check_choice, window_output_hw
 
 
@@ -45,6 +45,9 @@ class Conv2D(Layer):
     """
 
     can_skip_input_grad = True
+    #: apply a ReLU activation chunk by chunk inside forward, while the rows are in cache (the
+    #: trace tool switches this off to record the pre-activation ``z``, which fusing overwrites)
+    fuse_relu = True
 
     def __init__(self, filters, kernel_size, strides=1, padding="valid", activation=None,
                  use_bias=True, kernel_initializer="glorot_uniform", bias_initializer="zeros",
@@ -85,18 +88,24 @@ class Conv2D(Layer):
         kernel = self.params["kernel"].reshape(self.fan_in, f)
         z = np.empty((n, ho, wo, f), self.dtype)
 
+        relu_here = self.fuse_relu and isinstance(self.activation, ReLU)
+
         def convolve(batch):                           # a few images, on whichever core is free
             cols = self._im2col(x_padded[batch])       # (images·Ho·Wo, kh·kw·C_in)
             z_rows = z[batch].reshape(-1, f)
             matmul(cols, kernel, out=z_rows)           # z = cols · W
             if self.use_bias:
                 z_rows += self.params["bias"]          #   + b
+            if relu_here:                              # ReLU now, while these rows are in cache
+                np.maximum(z_rows, 0, out=z_rows)
 
         parallel_map(convolve, self._chunks(n))
         self._cache = x_padded        # backward rebuilds cols from it (a scratch buffer when padded)
+        if relu_here:
+            return self.activation.applied(z)          # = self.activation.forward(z), already done
         if self.activation is None:
             return z
-        return self.activation.forward(z, training, inplace=True)  # z is ours: apply the ReLU in place
+        return self.activation.forward(z, training, inplace=True)  # z is ours: activate in place
 
     def backward(self, dy, preactivation=False, input_grad=True):
         """``dy`` is dL/d(output); with ``preactivation=True`` it is already dL/dz.
@@ -134,7 +143,7 @@ class Conv2D(Layer):
     def _chunks(self, n):
         """Slices of the batch, ``self._chunk_images`` images each (see :func:`tinycnn.fast.chunks`)."""
         ho, wo, _ = self.output_shape
-        self._chunk_images = images_per_chunk(ho * wo * self.fan_in * self.dtype.itemsize, n)
+        self._chunk_images = images_per_chunk(ho * wo * (self.fan_in + self.filters) * self.dtype.itemsize, n)
         return chunks(n, self._chunk_images)
 
     def _buffer(self, name):
