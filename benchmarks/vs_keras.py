@@ -391,8 +391,10 @@ def build_tinycnn(model_name: str, data: dict, seed: int):
 
 
 def training_flops(model) -> dict:
-    """Multiply-add flops per training sample: for every Conv2D and Dense, the forward product
-    plus the two backward ones (weights and inputs), each 2·M·N·K; everything else is ignored."""
+    """Multiply-add flops per training sample of the products a training step needs: for every
+    Conv2D and Dense the forward product and the weight-gradient product, and the input-gradient
+    product for every such layer but the first (nobody needs the gradient of the images, and
+    neither framework computes it), each 2·M·N·K; everything else is ignored."""
     from tinycnn.layers import Conv2D, Dense
     per_layer = {}
     for layer in model.layers:
@@ -407,7 +409,9 @@ def training_flops(model) -> dict:
             continue
         per_layer[layer.name] = forward
     forward = sum(per_layer.values())
-    return {"forward_per_sample": forward, "train_per_sample": 3 * forward, "forward_per_layer": per_layer}
+    first = next(iter(per_layer.values()), 0) if model.layers and model.layers[0].name in per_layer else 0
+    return {"forward_per_sample": forward, "train_per_sample": 3 * forward - first,
+            "forward_per_layer": per_layer, "first_layer_input_gradient_skipped": first}
 
 
 def epoch_arrays(x, y, epochs: int, seed: int):
@@ -680,6 +684,50 @@ def _subset(limit, split: str) -> str:
     return f"the first {limit} images of each {split} set" if limit else f"the full {split} sets"
 
 
+TARGETS = {  # issue 5, on PneumoniaMNIST: (model, batch) -> largest acceptable training-time ratio
+    ("seed", 32): 0.8, ("seed", 128): 0.8, ("deeper", 32): 1.0, ("deeper", 128): 1.2}
+MATMUL_SHARE_TARGET = 0.5   # the deeper model's training GFLOP/s as a share of the matmul rate
+
+
+def targets_table(doc: dict) -> list[str]:
+    """The issue's targets with what this run measured: met, or missed and by how much."""
+    rate = doc["matmul"]["gflops"]
+    configs = {(c["model"], c["batch_size"]): c for c in doc["configs"] if c["dataset"] == "pneumoniamnist"}
+    if not configs:
+        return []
+
+    def verdict(ok, miss):
+        return "**met**" if ok else f"missed by {miss}"
+
+    lines = ["**Targets** (PneumoniaMNIST, this run; ratio = tinycnn / Keras, time per training epoch)", "",
+             "| target | measured | verdict |", "|---|--:|---|"]
+    for (model, batch), limit in TARGETS.items():
+        if (model, batch) in configs:
+            r = configs[(model, batch)]["time_ratio_tinycnn_over_keras"]
+            lines.append(f"| {model} model, batch {batch}: training time ratio ≤ {limit} | {r:.2f} "
+                         f"| {verdict(r <= limit, f'{r - limit:.2f} ({100 * (r / limit - 1):.0f} % slower than the target)')} |")
+    for model in ("seed", "deeper"):
+        rows = [c for (m, _), c in configs.items() if m == model]
+        if rows:
+            worst = min(c["tinycnn"]["predict_samples_per_second"] / c["keras"]["predict_samples_per_second"]
+                        for c in rows)
+            lines.append(f"| {model} model: predict (batch 256) images/s ≥ Keras's | {worst:.2f}× Keras "
+                         f"(worst of {len(rows)} runs) | {verdict(worst >= 1, f'{100 * (1 - worst):.0f} %')} |")
+    with_memory = [c for c in configs.values() if "memory" in c["tinycnn"] and "memory" in c["keras"]]
+    if with_memory:
+        worst = max(c["tinycnn"]["memory"]["peak_bytes"] / c["keras"]["memory"]["peak_bytes"] for c in with_memory)
+        lines.append(f"| peak memory of a training run ≤ Keras's | {worst:.2f}× Keras (largest of "
+                     f"{len(with_memory)}) | {verdict(worst <= 1, f'{100 * (worst - 1):.0f} %')} |")
+    deeper = [c for (m, _), c in configs.items() if m == "deeper"]
+    if deeper:
+        best = max(deeper, key=lambda c: c["tinycnn"]["train_gflops"])
+        share = best["tinycnn"]["train_gflops"] / rate
+        lines.append(f"| deeper model: training ≥ {100 * MATMUL_SHARE_TARGET:.0f} % of the matmul rate "
+                     f"| {100 * share:.0f} % (batch {best['batch_size']}: {best['tinycnn']['train_gflops']:.0f} "
+                     f"of {rate:.0f} GFLOP/s) | {verdict(share >= MATMUL_SHARE_TARGET, f'{100 * (MATMUL_SHARE_TARGET - share):.0f} points')} |")
+    return lines + [""]
+
+
 def markdown(doc: dict) -> str:
     """The results block for benchmarks/README.md (between the markers)."""
     m, setup = doc["machine"], doc["settings"]
@@ -702,13 +750,14 @@ def markdown(doc: dict) -> str:
              f"TensorFlow's matmul: {doc['tf_matmul']['gflops']:.0f}).",
              f"Other jobs: {others_summary(doc)}.",
              "",
+             *targets_table(doc),
              f"Data: {_subset(setup['train_limit'], 'training')}, {1 + setup['timed_epochs']} epochs per "
              f"configuration (1 warm-up + {setup['timed_epochs']} timed; s/epoch is the median of the timed ones); "
              f"test ACC/AUC (official MedMNIST definitions) on {_subset(setup['test_limit'], 'test')} after all "
              f"{1 + setup['timed_epochs']} epochs; seed {setup['seed']} for the weights and the batch order.",
              "",
              "**Training** (s/epoch: median of the timed epochs; GFLOP/s: conv + dense products, "
-             "forward and both backward, as % of the matmul rate; ratio > 1: tinycnn slower; others' CPU: "
+             "forward and both backward (no input gradient for the first layer), as % of the matmul rate; ratio > 1: tinycnn slower; others' CPU: "
              "the most cores other processes used during any timed epoch of the row)",
              "",
              "| model | dataset | batch | tinycnn s/epoch | Keras s/epoch | ratio tinycnn/Keras "

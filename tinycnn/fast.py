@@ -105,21 +105,19 @@ _blas = None
 
 @contextmanager
 def one_blas_thread():
-    """Within the block, each BLAS call uses one thread (we run two of them side by side).
+    """Within the block, each BLAS call uses one thread: we run two of them side by side.
 
-    Uses threadpoolctl when it is installed; without it, the products still run correctly, just
-    with BLAS's own threads competing with ours.
+    ``threadpoolctl`` (a small, well-kept library from the scikit-learn project) finds the BLAS
+    that NumPy loaded and sets its thread count; the previous setting is restored afterwards, so
+    the rest of the program is unaffected.
     """
     global _blas
-    if _blas is None:
-        try:
-            from threadpoolctl import ThreadpoolController
-            _blas = ThreadpoolController()
-        except ImportError:
-            _blas = False
-    if not _blas or CORES == 1:
+    if CORES == 1:
         yield
         return
+    if _blas is None:
+        from threadpoolctl import ThreadpoolController
+        _blas = ThreadpoolController()
     with _blas.limit(limits=1, user_api="blas"):
         yield
 
