@@ -76,9 +76,11 @@ def test_relu_and_flatten_gradients(n, h, w, c, seed):
 @settings(max_examples=30)
 @given(n=st.integers(1, 4), k=st.integers(1, 10), scale=st.floats(0.1, 5.0), seed=seeds)
 def test_softmax_and_sigmoid_gradients(n, k, scale, seed):
+    # h = 1e-4: where sigmoid saturates (|x| ~ 15) its derivative is ~1e-7, and with h = 1e-5 the
+    # float64 cancellation noise of the central difference alone reaches the 1e-7 tolerance
     x = scale * np.random.default_rng(seed).standard_normal((n, k))
     for layer in (tc.Softmax(), tc.Sigmoid()):
-        errors = check_layer(build(layer, (k,)), x, h=1e-5, seed=seed % 1000)
+        errors = check_layer(build(layer, (k,)), x, h=1e-4, seed=seed % 1000)
         assert errors["input"] < GRAD_TOL, (layer, errors)
 
 

@@ -44,8 +44,8 @@ def _cores() -> int:
 CORES = _cores()
 # Waking a thread and waiting for it costs ~40–90 µs on this kind of machine, so only work worth
 # a few hundred µs per core is split: a pass over this many elements, or this many multiply-adds.
-MIN_ELEMENTS = 1 << 17
-MIN_FLOPS = 1 << 21
+MIN_ELEMENTS = 1 << 19
+MIN_FLOPS = 1 << 23
 _pool: ThreadPoolExecutor | None = None
 _inside = threading.local()  # set in the worker threads: nested parallel calls run inline
 

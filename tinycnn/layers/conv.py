@@ -116,22 +116,31 @@ class Conv2D(Layer):
         x_padded = self.cached()
         n, f = x_padded.shape[0], self.filters
         self.check_grad(dy, (n, *self.output_shape))
-        dz = dy if self.activation is None or preactivation else self.activation.backward(dy)
+        relu_here = self.fuse_relu and isinstance(self.activation, ReLU) and not preactivation
+        if relu_here:                                  # the ReLU's backward happens chunk by chunk
+            dz, y = dy, self.activation.cached()
+        else:
+            dz = dy if self.activation is None or preactivation else self.activation.backward(dy)
         kernel = self.params["kernel"].reshape(self.fan_in, f)
         dx_padded = np.zeros(x_padded.shape, self.dtype) if input_grad else None
 
         def backprop(batch):                           # the same chunks as forward
             cols = self._im2col(x_padded[batch])
             dz_rows = dz[batch].reshape(-1, f)         # (images·Ho·Wo, F)
+            if relu_here:                              # dz = dy · [y > 0], while these rows are in cache
+                dz_rows = np.multiply(dz_rows, y[batch].reshape(-1, f) > 0,
+                                      out=self._buffer("dz")(dz_rows.shape))
             if input_grad:
                 dcols = matmul(dz_rows, kernel.T, out=self._buffer("dcols")(cols.shape))  # dz · Wᵀ
                 col2im(dcols.reshape(*dz[batch].shape[:3], *self.kernel_size, -1),
                        x_padded[batch].shape, self.strides, out=dx_padded[batch])
-            return matmul(cols.T, dz_rows)             # this chunk's share of dW = colsᵀ · dz
+            # this chunk's share of dW = colsᵀ · dz and of db = Σ_rows dz
+            return matmul(cols.T, dz_rows), column_sums(dz_rows) if self.use_bias else None
 
-        self.grads["kernel"] = sum(parallel_map(backprop, self._chunks(n))).reshape(self.params["kernel"].shape)
+        shares = parallel_map(backprop, self._chunks(n))
+        self.grads["kernel"] = sum(dw for dw, _ in shares).reshape(self.params["kernel"].shape)
         if self.use_bias:
-            self.grads["bias"] = column_sums(dz.reshape(-1, f))   # db = Σ_rows dz
+            self.grads["bias"] = sum(db for _, db in shares)
         return unpad(dx_padded, self.pads) if input_grad else None
 
     def _im2col(self, x_padded):
