@@ -314,13 +314,18 @@ def route_to_first_max(dy, x_padded, y, pool, strides, dx_padded) -> np.ndarray:
     out_hw = y.shape[1:3]
 
     def rows_backward(rows):
-        taken = np.zeros(y[rows].shape, dtype=bool)
-        hit = np.empty(y[rows].shape, dtype=bool)
-        for (_, view), (_, target) in zip(window_slices(x_padded[rows], pool, strides, out_hw),
+        taken = hit = None
+        last = pool[0] * pool[1] - 1
+        for (k, view), (_, target) in zip(window_slices(x_padded[rows], pool, strides, out_hw),
                                           window_slices(dx_padded[rows], pool, strides, out_hw)):
-            np.equal(view, y[rows], out=hit)
-            np.greater(hit, taken, out=hit)          # hit and not taken (booleans: True > False)
-            np.logical_or(taken, hit, out=taken)
+            if k == 0:                               # the first offset takes every max it holds
+                taken = np.equal(view, y[rows])
+                hit = taken
+            else:
+                hit = np.equal(view, y[rows], out=hit if k > 1 else None)
+                np.greater(hit, taken, out=hit)      # hit and not taken (booleans: True > False)
+                if k < last:
+                    np.logical_or(taken, hit, out=taken)
             if overlap:                              # windows share pixels: add up
                 target += dy[rows] * hit
             else:                                    # each pixel belongs to one window: assign
