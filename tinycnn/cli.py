@@ -63,11 +63,10 @@ def cmd_bench(args) -> int:
     from .zoo import MODELS
 
     data = load(args.dataset, root=args.data)
+    if data.info.is_multilabel:
+        raise CLIError(f"bench trains with softmax cross-entropy; {args.dataset} is multi-label")
     x = (data.train.images.reshape(len(data.train.images), 28, 28, -1) / np.float32(255)).astype(np.float32)
-    y = data.train.labels[:, 0].astype(np.int64) if data.info.task != "multi-label, binary-class" \
-        else data.train.labels.astype(np.float32)
-    if data.info.task == "multi-label, binary-class":
-        raise CLIError("bench supports single-label datasets")
+    y = data.train.labels[:, 0].astype(np.int64)
     model = MODELS[args.model](data.info.n_classes, input_shape=x.shape[1:], seed=args.seed)
     model.compile("adam", "sparse_categorical_crossentropy")
     print(f"tinycnn bench: {args.model} model on {args.dataset} ({len(x)} training images), "
@@ -102,6 +101,9 @@ def cmd_bench(args) -> int:
         print(f"  ratio tinycnn/Keras: training time {train_s['tinycnn'] / train_s['keras']:.2f}, "
               f"prediction time {predict_s['tinycnn'] / predict_s['keras']:.2f} (best of {args.repeats}; "
               "the full method is benchmarks/vs_keras.py)")
+    return 0
+
+
 def cmd_explain(args) -> int:
     from .datasets import load, to_float
     from .train import targets

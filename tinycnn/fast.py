@@ -235,11 +235,15 @@ CHUNK_BYTES = 2**20         # im2col + output rows handled at once: small enough
 
 
 def images_per_chunk(bytes_per_image: int, n: int) -> int:
-    """How many images' rows (of im2col and output) fit in :data:`CHUNK_BYTES` — and at most
-    ``n / cores`` when the batch is big enough to share, so that every core gets a chunk."""
+    """How many images' rows (of im2col and output) fit in :data:`CHUNK_BYTES` — and at most half
+    the batch when the batch is big enough to share, so that two cores each get a chunk.
+
+    The chunks never depend on the number of cores: the weight gradient is summed chunk by chunk,
+    and the same chunks give the same sums — the same numbers on one core or many.
+    """
     fit = max(1, CHUNK_BYTES // max(bytes_per_image, 1))
-    share = -(-n // CORES) if n * bytes_per_image >= 4 * MIN_ELEMENTS * CORES else n
-    return int(min(n, fit, share))
+    half = -(-n // 2) if n * bytes_per_image >= 8 * MIN_ELEMENTS else n
+    return int(min(n, fit, half))
 
 
 def chunks(n: int, size: int):
@@ -368,6 +372,8 @@ def all_finite(a: np.ndarray) -> bool:
     makes it NaN or inf. Only when the sum is not finite do we pay for the exact check (so a
     huge-but-finite array is never misreported).
     """
-    if np.isfinite(np.add.reduce(a, axis=None)):
+    with np.errstate(over="ignore", invalid="ignore"):
+        total = np.add.reduce(a, axis=None)
+    if np.isfinite(total):
         return True
     return bool(np.isfinite(a).all())

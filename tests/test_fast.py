@@ -1,0 +1,247 @@
+"""The speed tricks (tinycnn.fast) compute exactly what the plain versions compute, on one core or two,
+and tinycnn.profile / tinycnn bench report what actually ran."""
+
+import threading
+
+import numpy as np
+import pytest
+from hypothesis import given, settings, strategies as st
+
+import tinycnn as tc
+from tinycnn import fast, zoo
+from tinycnn.im2col import im2col, pad, padding_amounts
+
+from .conftest import missing
+
+
+@pytest.fixture(params=[1, 2], ids=["one core", "two cores"])
+def cores(request, monkeypatch):
+    monkeypatch.setattr(fast, "CORES", request.param)
+    return request.param
+
+
+@settings(max_examples=40)
+@given(n=st.integers(1, 5), h=st.integers(3, 9), w=st.integers(3, 9), c=st.integers(1, 6),
+       k=st.integers(1, 3), s=st.integers(1, 2), seed=st.integers(0, 2**16))
+def test_im2col_into_equals_im2col_in_both_layouts(n, h, w, c, k, s, seed):
+    """Few channels fill the transpose, many fill rows: both must give the plain im2col matrix."""
+    x = np.random.default_rng(seed).standard_normal((n, h, w, c)).astype(np.float32)
+    expected = im2col(x, (k, k), (s, s))
+    buffer = np.full(expected.size + 7, np.nan, np.float32)      # longer than needed, garbage-filled
+    np.testing.assert_array_equal(fast.im2col_into(x, (k, k), (s, s), buffer), expected)
+
+
+def test_pad_into_equals_pad_and_rewrites_the_border():
+    x = np.arange(2 * 3 * 4 * 2, dtype=np.float32).reshape(2, 3, 4, 2)
+    pads = padding_amounts(3, 4, (3, 3), (1, 1), "same")
+    buffer = np.full((2, 5, 6, 2), 99.0, np.float32)             # a reused buffer with old contents
+    np.testing.assert_array_equal(fast.pad_into(x, pads, lambda shape: buffer), pad(x, pads))
+    np.testing.assert_array_equal(fast.pad_into(x, pads, lambda shape: buffer, value=-np.inf),
+                                  pad(x, pads, value=-np.inf))
+
+
+def test_parallel_map_keeps_order_and_raises_errors(cores):
+    assert fast.parallel_map(lambda i: i * i, range(7)) == [i * i for i in range(7)]
+
+    def fail_on_three(i):
+        if i == 3:
+            raise ValueError("part 3 failed")
+        return i
+
+    with pytest.raises(ValueError, match="part 3 failed"):
+        fast.parallel_map(fail_on_three, range(6))
+    assert fast.parallel_map(lambda i: i, range(3)) == [0, 1, 2]           # still usable afterwards
+
+
+def test_parallel_map_really_uses_another_thread(monkeypatch):
+    monkeypatch.setattr(fast, "CORES", 2)
+    threads = fast.parallel_map(lambda _: threading.get_ident(), range(4))
+    assert len(set(threads)) == 2 and threading.get_ident() in threads
+
+
+def test_split_covers_the_range_once():
+    for n in (1, 2, 5, 1000):
+        for work in (1, 10**9):
+            parts = fast.split(n, work)
+            assert [i for part in parts for i in range(n)[part]] == list(range(n))
+
+
+@pytest.mark.parametrize("shape", [(7, 5), (4, 3000), (3000, 4), (600, 700)])
+def test_matmul_equals_numpy(cores, shape, monkeypatch):
+    monkeypatch.setattr(fast, "MIN_FLOPS", 1)                  # force splitting even for small products
+    rng = np.random.default_rng(0)
+    a = rng.standard_normal((shape[0], 50)).astype(np.float32)
+    b = rng.standard_normal((50, shape[1])).astype(np.float32)
+    np.testing.assert_allclose(fast.matmul(a, b), a @ b, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(fast.matmul(b.T, a.T), b.T @ a.T, rtol=1e-5, atol=1e-5)  # transposed views
+
+
+def test_column_sums_and_all_finite():
+    a = np.random.default_rng(1).standard_normal((1000, 7))
+    np.testing.assert_allclose(fast.column_sums(a), a.sum(axis=0), rtol=1e-12, atol=1e-12)
+    assert fast.all_finite(a)
+    huge = np.full(10, 3e38, np.float32)                      # finite, but its sum overflows
+    assert fast.all_finite(huge)
+    for bad in (np.nan, np.inf, -np.inf):
+        b = a.copy()
+        b[500, 3] = bad
+        assert not fast.all_finite(b)
+
+
+def test_one_blas_thread_sets_and_restores_the_blas_threads(monkeypatch):
+    threadpoolctl = pytest.importorskip("threadpoolctl")   # a declared dependency: always there
+    monkeypatch.setattr(fast, "CORES", 2)
+    blas = [info for info in threadpoolctl.threadpool_info() if info["user_api"] == "blas"]
+    if not blas:
+        missing("a BLAS library that threadpoolctl can see")
+    before = [info["num_threads"] for info in blas]
+    with fast.one_blas_thread():
+        inside = [info["num_threads"] for info in threadpoolctl.threadpool_info() if info["user_api"] == "blas"]
+    after = [info["num_threads"] for info in threadpoolctl.threadpool_info() if info["user_api"] == "blas"]
+    assert inside == [1] * len(blas) and after == before
+
+
+def test_scratch_buffers_are_per_thread_and_reused():
+    scratch = fast.Scratch()
+    a = scratch.get("cols", (3, 4), np.float32)
+    assert scratch.get("cols", (3, 4), np.float32) is a                  # reused
+    assert scratch.get("cols", (3, 5), np.float32) is not a              # new shape, new buffer
+    other = []
+    t = threading.Thread(target=lambda: other.append(scratch.get("cols", (3, 5), np.float32)))
+    t.start()
+    t.join()
+    assert other[0] is not scratch.get("cols", (3, 5), np.float32)       # another thread's own
+
+
+def _gradients(cores_value, monkeypatch):
+    monkeypatch.setattr(fast, "CORES", cores_value)
+    monkeypatch.setattr(fast, "MIN_ELEMENTS", 1)          # split everything that can be split
+    monkeypatch.setattr(fast, "MIN_FLOPS", 1)
+    model = zoo.deeper_model(3, input_shape=(12, 12, 2), seed=3)
+    model.compile("adam", "sparse_categorical_crossentropy")
+    rng = np.random.default_rng(3)
+    x = rng.random((16, 12, 12, 2), dtype=np.float32)
+    loss, _ = model.loss_and_grads(x, rng.integers(0, 3, 16))
+    return loss, [g.copy() for g in model.grads]
+
+
+def test_two_cores_compute_what_one_core_computes(monkeypatch):
+    """Splitting the work by images and by product blocks changes who computes what, not the result:
+    equal within float32 rounding (BLAS may round a block of rows differently from the whole; the
+    convolution chunks themselves never depend on the core count)."""
+    loss_one, one = _gradients(1, monkeypatch)
+    loss_two, two = _gradients(2, monkeypatch)
+    assert loss_one == pytest.approx(loss_two, rel=1e-6)
+    for a, b in zip(one, two):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-7)
+
+
+def test_chunked_conv_equals_the_whole_batch_at_once(monkeypatch):
+    """Cache blocking: a conv computed a few images at a time equals the one-chunk computation."""
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((9, 10, 10, 3))
+    dy = rng.standard_normal((9, 10, 10, 4))
+    results = []
+    for chunk_bytes in (10**9, 1):                       # one chunk; one image per chunk
+        monkeypatch.setattr(fast, "CHUNK_BYTES", chunk_bytes)
+        layer = tc.Conv2D(4, 3, padding="same", activation="relu")
+        layer.build((10, 10, 3), np.random.default_rng(0), np.float64)
+        y = layer.forward(x)
+        dx = layer.backward(dy)
+        results.append((y, dx, layer.grads["kernel"], layer.grads["bias"]))
+    for a, b in zip(*results):
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12)
+
+
+# -- tinycnn.profile ---------------------------------------------------------------------------------
+def _expected_flops_per_step(model, batch):
+    """Every matrix product a training step makes, counted from the layer shapes (2·M·K·N each)."""
+    total = 0
+    for i, layer in enumerate(model.layers):
+        if isinstance(layer, tc.Conv2D):
+            ho, wo, f = layer.output_shape
+            rows, k = batch * ho * wo, layer.fan_in
+            total += 2 * rows * k * f * (2 if i == 0 else 3)        # z, dW (, dcols)
+            total += 2 * rows * f if layer.use_bias else 0           # db = 1ᵀ·dz
+        elif isinstance(layer, tc.Dense):
+            k, f = layer.params["kernel"].shape
+            total += 2 * batch * k * f * (2 if i == 0 else 3)
+    return total
+
+
+@pytest.mark.parametrize("make", [zoo.seed_model, zoo.deeper_model])
+def test_profile_times_every_layer_and_counts_every_product(make):
+    model = make(2, input_shape=(16, 16, 1), seed=0)
+    model.compile("adam", "sparse_categorical_crossentropy")
+    rng = np.random.default_rng(0)
+    x, y = rng.random((40, 16, 16, 1), dtype=np.float32), rng.integers(0, 2, 40)
+    before = model.get_weights()
+    result = tc.profile(model, x, y, batch_size=8, steps=4, warmup=1, measure_peak=False)
+    names = [r.name for r in result.rows]
+    assert names == [layer.name for layer in model.layers] + ["loss", "optimizer"]
+    assert result.step_seconds > 0 and all(r.forward >= 0 and r.backward >= 0 for r in result.rows)
+    assert sum(r.total for r in result.rows) <= result.step_seconds * 1.001
+    assert result.matmul_flops == pytest.approx(_expected_flops_per_step(model, 8))
+    text = str(result)
+    for name in names[:-1]:
+        assert name in text
+    assert "matrix products" in text
+    for a, b in zip(before, model.get_weights()):          # profiling does not train the model
+        np.testing.assert_array_equal(a, b)
+
+
+def test_profile_leaves_the_model_as_it_was():
+    """After profiling, training goes exactly as if the profile had never run."""
+    rng = np.random.default_rng(1)
+    x, y = rng.random((24, 12, 12, 1), dtype=np.float32), rng.integers(0, 2, 24)
+    models = []
+    for profiled in (False, True):
+        model = zoo.seed_model(2, input_shape=(12, 12, 1), seed=1)
+        model.compile("adam", "sparse_categorical_crossentropy")
+        model.train_on_batch(x[:8], y[:8])                          # optimizer state exists
+        if profiled:
+            tc.profile(model, x, y, batch_size=8, steps=3, measure_peak=False)
+        model.fit(x, y, epochs=1, batch_size=8, verbose=0)
+        models.append(model.get_weights())
+    for a, b in zip(*models):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_profile_errors():
+    model = zoo.seed_model(2, input_shape=(12, 12, 1), seed=1)
+    x, y = np.zeros((10, 12, 12, 1), np.float32), np.zeros(10, int)
+    with pytest.raises(RuntimeError, match="compile"):
+        tc.profile(model, x, y)
+    model.compile("adam", "sparse_categorical_crossentropy")
+    with pytest.raises(ValueError, match="at least one full batch"):
+        tc.profile(model, x, y, batch_size=32)
+    with pytest.raises(ValueError, match="batch_size"):
+        tc.profile(model, x, y, batch_size=0)
+    with pytest.raises(ValueError, match="samples"):
+        tc.profile(model, x, y[:5], batch_size=4)
+    with pytest.raises(TypeError, match="Sequential"):
+        tc.profile("model", x, y)
+
+
+@pytest.mark.slow
+def test_bench_cli_on_real_data(medmnist_dir, capsys):
+    from tinycnn.cli import main
+    assert main(["bench", "--profile", "--steps", "3", "--batch-size", "64", "--data", str(medmnist_dir)]) == 0
+    out = capsys.readouterr().out
+    assert "conv2d (Conv2D)" in out and "matrix products" in out
+    assert main(["bench", "--repeats", "1", "--model", "deeper", "--data", str(medmnist_dir)]) == 0
+    out = capsys.readouterr().out
+    assert "training epoch" in out and "images/s" in out
+
+
+@pytest.mark.slow
+@pytest.mark.keras
+def test_bench_cli_against_keras(medmnist_dir, capsys):
+    try:
+        import keras  # noqa: F401
+    except ImportError:
+        missing("Keras (the [keras] extra)")
+    from tinycnn.cli import main
+    assert main(["bench", "--keras", "--repeats", "1", "--batch-size", "128", "--data", str(medmnist_dir)]) == 0
+    out = capsys.readouterr().out
+    assert "keras" in out and "ratio tinycnn/Keras" in out
