@@ -87,3 +87,12 @@ def test_bad_optimizer_arguments(make, match):
 def test_names():
     assert isinstance(tc.optimizers.get("adam"), tc.Adam)
     assert isinstance(tc.optimizers.get("sgd"), tc.SGD)
+
+
+def test_optimizers_show_their_settings():
+    from tinycnn.optimizers import AdamW
+    for opt in (tc.SGD(0.05, momentum=0.9, nesterov=True), tc.Adam(0.002, epsilon=1e-3), AdamW(weight_decay=0.01)):
+        text = repr(opt)
+        assert text.startswith(type(opt).__name__ + "(")
+        for key, value in opt.get_config().items():
+            assert f"{key}={value!r}" in text

@@ -59,6 +59,9 @@ class Optimizer:
     def get_config(self) -> dict:
         return {"learning_rate": self.learning_rate}
 
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({', '.join(f'{k}={v!r}' for k, v in self.get_config().items())})"
+
 
 class SGD(Optimizer):
     """Stochastic gradient descent, Keras 3's rule.

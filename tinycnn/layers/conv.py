@@ -31,6 +31,12 @@ class Conv2D(Layer):
         dcols = dz · Wᵀ                         (N·Ho·Wo, kh·kw·C_in)
         dx    = col2im(dcols)                   each pixel sums the gradients of its windows
 
+    How it runs fast without changing those formulas (the helpers are in :mod:`tinycnn.fast`): the
+    batch goes through in chunks of a few images, on both CPU cores — each chunk's im2col rows are
+    built, multiplied and used while they are still in the CPU cache — and a ReLU activation is
+    applied (forward and backward) chunk by chunk too. ``dW`` and ``db`` are the sums of the chunks'
+    shares. The first layer of a model skips ``dcols`` and col2im: nobody needs dL/d(images).
+
     Parameters
     ----------
     filters : number of output channels F.
