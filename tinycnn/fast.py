@@ -84,20 +84,20 @@ def split(n: int, work: float, minimum: float = MIN_ELEMENTS) -> list[slice]:
     """``range(n)`` cut into one slice per core when the total ``work`` is at least ``minimum``
     per core, else one slice."""
     pieces = CORES if n >= CORES and work >= minimum * CORES else 1
-    bounds = np.linspace(0, n, pieces + 1).astype(int)
-    return [slice(a, b) for a, b in zip(bounds[:-1], bounds[1:])]
+    return [slice(n * i // pieces, n * (i + 1) // pieces) for i in range(pieces)]
 
 
-def on_cores(fn, n: int, size: int) -> None:
-    """Run ``fn(rows)`` on the cores for slices of ``range(n)``; ``size`` elements per index."""
-    parallel_map(fn, split(n, n * size))
+def on_cores(fn, n: int, size: int, passes: int = 1) -> None:
+    """Run ``fn(rows)`` on the cores for slices of ``range(n)``: ``size`` elements per index,
+    ``passes`` passes over them (how much work there is decides whether to split)."""
+    parallel_map(fn, split(n, n * size * passes))
 
 
-def in_parts(fn, *arrays) -> None:
+def in_parts(fn, *arrays, passes: int = 1) -> None:
     """``fn(*arrays)`` for same-shaped arrays, on the cores: each core gets a slice of every
     array's flattened elements (used by the optimizers' elementwise updates)."""
     flat = [a.reshape(-1) for a in arrays]
-    on_cores(lambda part: fn(*(a[part] for a in flat)), flat[0].size, 1)
+    on_cores(lambda part: fn(*(a[part] for a in flat)), flat[0].size, 1, passes)
 
 
 _blas = None
@@ -302,7 +302,7 @@ def max_over_windows(x_padded: np.ndarray, pool, strides, out: np.ndarray) -> np
         for j in range(1, pw):
             np.maximum(result, tall[:, :, j:j + sw * (wo - 1) + 1:sw], out=result)
 
-    on_cores(rows_max, out.shape[0], x_padded[0].size)
+    on_cores(rows_max, out.shape[0], x_padded[0].size, passes=2)
     return out
 
 
@@ -335,7 +335,7 @@ def route_to_first_max(dy, x_padded, y, pool, strides, dx_padded) -> np.ndarray:
             else:                                    # each pixel belongs to one window: assign
                 np.multiply(dy[rows], hit, out=target)
 
-    on_cores(rows_backward, y.shape[0], x_padded[0].size)
+    on_cores(rows_backward, y.shape[0], x_padded[0].size, passes=4)
     return dx_padded
 
 

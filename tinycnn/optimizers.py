@@ -149,7 +149,8 @@ class Adam(Optimizer):
             w -= tmp
 
         # a big kernel is cut into one part per core (each element's update is independent)
-        in_parts(adam_step, param, grad, slots["m"], slots["v"], self.temporary(param, 0), self.temporary(param, 1))
+        in_parts(adam_step, param, grad, slots["m"], slots["v"], self.temporary(param, 0), self.temporary(param, 1),
+                 passes=12)
 
     def get_config(self):
         return {"learning_rate": self.learning_rate, "beta_1": self.beta_1, "beta_2": self.beta_2,
