@@ -101,6 +101,7 @@ def in_parts(fn, *arrays, passes: int = 1) -> None:
 
 
 _blas = None
+_limited = threading.local()      # set while one_blas_thread is active in this thread
 
 
 @contextmanager
@@ -112,14 +113,18 @@ def one_blas_thread():
     the rest of the program is unaffected.
     """
     global _blas
-    if CORES == 1:
+    if CORES == 1 or getattr(_limited, "active", False):     # nested (fit → train_on_batch → ...)
         yield
         return
     if _blas is None:
         from threadpoolctl import ThreadpoolController
         _blas = ThreadpoolController()
     with _blas.limit(limits=1, user_api="blas"):
-        yield
+        _limited.active = True
+        try:
+            yield
+        finally:
+            _limited.active = False
 
 
 def with_one_blas_thread(method):
@@ -231,7 +236,7 @@ def im2col_into(x_padded: np.ndarray, kernel, strides, buffer: np.ndarray) -> np
     return out_t.reshape(columns, rows).T
 
 
-CHUNK_BYTES = 2**20         # im2col + output rows handled at once: small enough to stay in cache
+CHUNK_BYTES = 2 * 2**20     # im2col + output rows handled at once: small enough to stay in cache
 
 
 def images_per_chunk(bytes_per_image: int, n: int) -> int:
