@@ -14,9 +14,10 @@ left exactly as it was: weights, optimizer state and random generators are resto
 
 A lesson in the numbers: the matrix products are where the arithmetic is, and BLAS runs them near
 the machine's peak; every other line of a layer is a pass over memory on one core. A fast
-framework keeps the share of time *outside* the products small. Compare the ``GFLOP/s`` column
-with ``peak_gflops``, the rate of one large matrix product measured on this machine in the same
-call.
+framework keeps the share of time *outside* the products small. tinycnn runs products on all cores
+at once, so their time is counted in core-milliseconds (summed over the threads) and the
+``GFLOP/s`` column is the rate per core; compare it with ``peak_gflops / cores``, ``peak_gflops``
+being the rate of one large matrix product on all cores, measured on this machine in the same call.
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ class LayerTimes:
     kind: str
     forward: float = 0.0
     backward: float = 0.0
-    matmul: float = 0.0          # seconds inside matrix products (part of forward + backward)
+    matmul: float = 0.0          # seconds inside matrix products, summed over the threads that ran them
     flops: float = 0.0           # floating-point operations of those products, per step
 
     @property
@@ -57,6 +58,7 @@ class Profile:
     steps: int
     peak_gflops: float | None = None
     notes: list[str] = field(default_factory=list)
+    cores: int | None = None     # cores tinycnn ran products on at once (None: BLAS split them itself)
 
     @property
     def matmul_seconds(self) -> float:
@@ -78,21 +80,22 @@ class Profile:
         return {"batch_size": self.batch_size, "steps": self.steps, "step_seconds": self.step_seconds,
                 "samples_per_second": self.samples_per_second, "matmul_seconds": self.matmul_seconds,
                 "matmul_flops": self.matmul_flops, "other_seconds": self.other_seconds,
-                "peak_gflops": self.peak_gflops,
+                "peak_gflops": self.peak_gflops, "cores": self.cores,
                 "rows": [{"name": r.name, "kind": r.kind, "forward": r.forward, "backward": r.backward,
                           "matmul": r.matmul, "flops": r.flops} for r in self.rows]}
 
     def table(self) -> str:
         """The per-layer table as text (what ``print(profile)`` shows)."""
         step = self.step_seconds
-        head = f"{'layer':<28}{'forward ms':>11}{'backward ms':>12}{'% of step':>10}{'matmul ms':>10}{'GFLOP/s':>9}"
+        head = (f"{'layer':<28}{'forward ms':>11}{'backward ms':>12}{'% of step':>10}{'matmul core-ms':>15}"
+                f"{'GFLOP/s':>9}")
         lines = [head, "─" * len(head)]
 
         def row(label, fwd, bwd, mm=None, flops=None):
             total = fwd + (bwd or 0.0)
             rate = f"{flops / mm / 1e9:9.1f}" if mm else f"{'':>9}"
             return (f"{label:<28}{fwd * 1e3:11.2f}{'' if bwd is None else f'{bwd * 1e3:12.2f}':>12}"
-                    f"{100 * total / step:10.1f}{'' if not mm else f'{mm * 1e3:10.2f}':>10}{rate}")
+                    f"{100 * total / step:10.1f}{'' if not mm else f'{mm * 1e3:15.2f}':>15}{rate}")
 
         for r in self.rows:
             lines.append(row(f"{r.name} ({r.kind})", r.forward, r.backward, r.matmul, r.flops))
@@ -103,8 +106,13 @@ class Profile:
         if self.matmul_seconds:
             rate = self.matmul_flops / self.matmul_seconds / 1e9
             overall = self.matmul_flops / step / 1e9
-            lines.append(f"matrix products: {100 * self.matmul_seconds / step:.0f}% of the step, "
-                         f"running at {rate:.1f} GFLOP/s; the whole step: {overall:.1f} GFLOP/s")
+            if self.cores is None:       # products split by BLAS's own threads: wall time
+                lines.append(f"matrix products: {100 * self.matmul_seconds / step:.0f}% of the step, at "
+                             f"{rate:.1f} GFLOP/s (BLAS's own threads); the whole step: {overall:.1f} GFLOP/s")
+            else:
+                lines.append(f"matrix products: {self.matmul_seconds * 1e3:.2f} core-ms per step = "
+                             f"{100 * self.matmul_seconds / (step * self.cores):.0f}% of {self.cores} cores' time, at "
+                             f"{rate:.1f} GFLOP/s per core; the whole step: {overall:.1f} GFLOP/s")
         if self.peak_gflops:
             lines.append(f"this machine's float32 matrix-product peak (2048×2048, now): {self.peak_gflops:.1f} GFLOP/s")
         lines.extend(self.notes)
@@ -211,7 +219,8 @@ def profile(model, x, y, batch_size: int = 32, steps: int = 20, warmup: int = 3,
         notes.append(f"(the first layer, {model.layers[0].name}, computes no gradient for the input "
                      "images: training does not need one)")
     return Profile(rows=list(rows.values()), step_seconds=seconds["total"] / steps, batch_size=batch_size,
-                   steps=steps, peak_gflops=peak_matmul_gflops() if measure_peak else None, notes=notes)
+                   steps=steps, peak_gflops=peak_matmul_gflops() if measure_peak else None, notes=notes,
+                   cores=getattr(fast, "CORES", None))
 
 
 def _save_state(model) -> dict:
