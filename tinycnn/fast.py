@@ -2,16 +2,19 @@
 
 The layers in :mod:`tinycnn.layers` say *what* they compute in a few lines. The helpers below do the
 parts where the straightforward NumPy spelling wastes time, and the comment on each says what it
-saves. None of them changes a number: the loop reference (:mod:`tinycnn.reference`) and the
-gradient checks hold the fast layers to the same results.
+saves. None of them changes what is computed, only the order of some additions (a weight gradient
+summed chunk by chunk rounds a little differently from one big sum): the loop reference
+(:mod:`tinycnn.reference`), the gradient checks and the Keras parity tests hold the fast layers to
+the same results, to float rounding.
 
 Where the time goes in a small CNN on a CPU (run ``tinycnn bench --profile`` to see it yourself):
 
 * the matrix products, which BLAS runs near the machine's peak on both cores — the useful work;
 * everything else, which NumPy runs one pass over memory at a time on one core: copying windows
-  into the im2col matrix, padding, ReLU, pooling, col2im, the optimizer. A pass over a
-  ``(128, 28, 28, 32)`` float32 batch (13 MB) costs about as much as 20 million multiply-adds, so
-  the tricks here are all about *fewer passes* and *no new memory* where memory can be reused.
+  into the im2col matrix, padding, ReLU, pooling, col2im, the optimizer. One pass over a
+  ``(128, 28, 28, 32)`` float32 batch (13 MB) takes about a millisecond — as long as tens of
+  millions of multiply-adds in BLAS — so the tricks here are all about *fewer passes*, *both
+  cores*, and *no new memory* where memory can be reused.
 """
 
 from __future__ import annotations
@@ -134,6 +137,7 @@ def with_one_blas_thread(method):
         with one_blas_thread():
             return method(*args, **kwargs)
     return wrapper
+
 
 # -- matrix products ----------------------------------------------------------------------------
 _matmul_recorder = None     # set by tinycnn.profile while it runs: called with (seconds, flops)

@@ -391,7 +391,6 @@ class Sequential:
         if validation_data is not None:
             if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
                 raise ValueError(f"{self.name}: validation_data must be a pair (x_val, y_val)")
-        n = x.shape[0]
         history: dict[str, list[float]] = {"loss": [], "accuracy": []}
         first_epoch, best = 1, None
         if resume is not None:

@@ -12,8 +12,6 @@ Install it with ``pip install -e ".[keras]"`` (tensorflow-cpu, which brings Kera
 
 from __future__ import annotations
 
-import numpy as np
-
 from .. import layers as L
 from ..losses import SigmoidBinaryCrossEntropy, SoftmaxCrossEntropy
 from ..model import Sequential
