@@ -25,7 +25,9 @@ only extra step is that a layer's built-in activation is run *separately* in bac
 ``dZ = layer.activation.backward(dY)``, then ``dX = layer.backward(dZ, preactivation=True)`` —
 which is exactly what ``layer.backward(dY)`` does inside, so the gradients are bit-for-bit the
 same, and a learner sees the activation's ``dZ = dY ⊙ [Z > 0]`` apart from the linear part. To
-see ``Z`` itself, the trace listens in on the activation's ``forward`` while the layer runs.
+see ``Z`` itself, the trace listens in on the activation's ``forward`` while the layer runs (a
+Conv2D normally applies its ReLU chunk by chunk inside its own loop, overwriting ``Z``; the trace
+switches that off for its forward pass — ``Conv2D.fuse_relu`` — which gives the same numbers).
 """
 
 from __future__ import annotations
