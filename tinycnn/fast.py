@@ -184,18 +184,13 @@ class Scratch:
     def __init__(self):
         self._arrays: dict[tuple[str, int], np.ndarray] = {}
 
-    def get(self, name: str, shape, dtype, fill=None) -> np.ndarray:
-        """The buffer ``name`` with this shape and dtype (contents undefined unless ``fill``)."""
+    def get(self, name: str, shape, dtype) -> np.ndarray:
+        """The buffer ``name`` with this shape and dtype (contents left from its last use)."""
         shape, key = tuple(shape), (name, threading.get_ident())
         array = self._arrays.get(key)
         if array is None or array.shape != shape or array.dtype != dtype:
             array = self._arrays[key] = np.empty(shape, dtype)
-        if fill is not None:
-            array.fill(fill)
         return array
-
-    def clear(self) -> None:
-        self._arrays.clear()
 
 
 def pad_into(x: np.ndarray, pads, buffer_of, value=0.0) -> np.ndarray:

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import copy
 import time
-from collections import defaultdict
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -165,7 +164,6 @@ def profile(model, x, y, batch_size: int = 32, steps: int = 20, warmup: int = 3,
     rows = {layer.name: LayerTimes(layer.name, type(layer).__name__) for layer in model.layers}
     rows["loss"] = LayerTimes("loss", type(model.loss).__name__)
     rows["optimizer"] = LayerTimes("optimizer", type(model.optimizer).__name__)
-    seconds = defaultdict(float)
     current = [None]            # the row whose matrix products are being timed
 
     def record_matmul(elapsed, flops):
@@ -203,7 +201,7 @@ def profile(model, x, y, batch_size: int = 32, steps: int = 20, warmup: int = 3,
             for i in range(steps):
                 sl = batches[(warmup + i) % per_batch]
                 model.train_on_batch(x[sl], y[sl])
-            seconds["total"] = time.perf_counter() - start
+            total = time.perf_counter() - start
         finally:
             fast._matmul_recorder = None
             for obj, method in patched:
@@ -218,7 +216,7 @@ def profile(model, x, y, batch_size: int = 32, steps: int = 20, warmup: int = 3,
     if model.layers and getattr(model.layers[0], "can_skip_input_grad", False):
         notes.append(f"(the first layer, {model.layers[0].name}, computes no gradient for the input "
                      "images: training does not need one)")
-    return Profile(rows=list(rows.values()), step_seconds=seconds["total"] / steps, batch_size=batch_size,
+    return Profile(rows=list(rows.values()), step_seconds=total / steps, batch_size=batch_size,
                    steps=steps, peak_gflops=peak_matmul_gflops() if measure_peak else None, notes=notes,
                    cores=getattr(fast, "CORES", None))
 
