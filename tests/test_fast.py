@@ -169,16 +169,25 @@ def _expected_flops_per_step(model, batch):
     return total
 
 
+FUSED_ROWS = {"seed_model": ["conv2d+max_pool2d", "flatten", "dense", "dense_1"],
+              "deeper_model": ["conv2d+max_pool2d", "conv2d_1+max_pool2d_1", "flatten", "dense", "dense_1"]}
+
+
+@pytest.mark.parametrize("fuse", [True, False])
 @pytest.mark.parametrize("make", [zoo.seed_model, zoo.deeper_model])
-def test_profile_times_every_layer_and_counts_every_product(make):
+def test_profile_times_every_layer_and_counts_every_product(make, fuse):
     model = make(2, input_shape=(16, 16, 1), seed=0)
     model.compile("adam", "sparse_categorical_crossentropy")
+    model.fuse = fuse
     rng = np.random.default_rng(0)
     x, y = rng.random((40, 16, 16, 1), dtype=np.float32), rng.integers(0, 2, 40)
     before = model.get_weights()
     result = tc.profile(model, x, y, batch_size=8, steps=4, warmup=1, measure_peak=False)
     names = [r.name for r in result.rows]
-    assert names == [layer.name for layer in model.layers] + ["loss", "optimizer"]
+    expected = FUSED_ROWS[make.__name__] if fuse else [layer.name for layer in model.layers]
+    assert names == expected + ["loss", "optimizer"]
+    if fuse:
+        assert result.rows[0].kind == "Conv2D+MaxPool2D"
     assert result.step_seconds > 0 and all(r.forward >= 0 and r.backward >= 0 for r in result.rows)
     assert sum(r.total for r in result.rows) <= result.step_seconds * 1.001
     assert result.matmul_flops == pytest.approx(_expected_flops_per_step(model, 8))
@@ -228,7 +237,7 @@ def test_bench_cli_on_real_data(medmnist_dir, capsys):
     from tinycnn.cli import main
     assert main(["bench", "--profile", "--steps", "3", "--batch-size", "64", "--data", str(medmnist_dir)]) == 0
     out = capsys.readouterr().out
-    assert "conv2d (Conv2D)" in out and "matrix products" in out
+    assert "conv2d+max_pool2d (Conv2D+MaxPool2D)" in out and "matrix products" in out
     assert main(["bench", "--repeats", "1", "--model", "deeper", "--data", str(medmnist_dir)]) == 0
     out = capsys.readouterr().out
     assert "training epoch" in out and "images/s" in out

@@ -3,6 +3,7 @@ the true ones (finite differences in float64); it changes nothing unless asked t
 what train_on_batch changes; the walk-through goes backward with formulas that hold for its arrays;
 `tinycnn explain` on a real chest X-ray."""
 
+import copy
 import numpy as np
 import pytest
 
@@ -111,16 +112,25 @@ def test_recorded_gradients_are_the_models_own_bit_for_bit(case):
     trace = model.trace_step(x, y)
     grads_after_trace = [{k: g.copy() for k, g in layer.grads.items()} for layer in model.layers]
 
+    rngs = [(layer.rng, copy.deepcopy(layer.rng.bit_generator.state)) for layer in model.layers
+            if hasattr(layer, "rng")]                          # Dropout: the same masks in both passes
+    fused_loss, fused_logits = model.loss_and_grads(x, y)     # Conv2D(relu) → MaxPool2D pairs fused
+    for rng, state in rngs:
+        rng.bit_generator.state = state
+    fused_grads = [{k: g.copy() for k, g in layer.grads.items()} for layer in model.layers]
+    model.fuse = False                                        # every layer's own backward, spied on
     calls = spy_on_backward(model)
     loss, logits = model.loss_and_grads(x, y)
 
-    assert trace.loss == loss
+    assert trace.loss == loss == fused_loss
     np.testing.assert_array_equal(trace.logits, logits)
-    for layer, record, grads in zip(model.layers, trace.layers, grads_after_trace):
+    np.testing.assert_array_equal(fused_logits, logits)
+    for layer, record, grads, fused in zip(model.layers, trace.layers, grads_after_trace, fused_grads):
         assert set(record.grads) == set(layer.params)
         for key in layer.params:
             np.testing.assert_array_equal(grads[key], layer.grads[key])     # layer.grads as loss_and_grads leaves them
             np.testing.assert_array_equal(record.grads[key], layer.grads[key])
+            np.testing.assert_array_equal(fused[key], layer.grads[key])
         if layer.name not in calls:                     # only a separate final softmax/sigmoid is skipped
             assert record.fused and record.type in ("Softmax", "Sigmoid")
             np.testing.assert_array_equal(record.grad_input, trace.grad_logits)

@@ -348,6 +348,52 @@ def route_to_first_max(dy, x_padded, y, pool, strides, dx_padded) -> np.ndarray:
     return dx_padded
 
 
+def max_and_first_argmax(z: np.ndarray, pool, y: np.ndarray, first: np.ndarray, buffer_of) -> None:
+    """Non-overlapping ``ph × pw`` max pooling of ``z`` (a few images, ``(n, H, W, C)`` with ``H``,
+    ``W`` multiples of the window) into ``y``, and into ``first`` (uint8) the offset
+    ``k = i·pw + j`` of each window's *first* maximum in row-major order (TensorFlow's rule on ties).
+
+    Run on one chunk of a fused Conv2D → MaxPool2D step (:mod:`tinycnn.layers.fused`), while ``z``
+    is still in the CPU cache. The max is separable, as in :func:`max_over_windows`. ``first``
+    counts the offsets that come before the first maximum::
+
+        first = [max not at offset 0] + [not at 0 or 1] + ... + [not at 0 … K−2]
+
+    ``buffer_of(name, shape, dtype)`` lends reusable scratch arrays.
+    """
+    (ph, pw), (n, ho, wo, c) = pool, y.shape
+    rows = [z[:, i::ph] for i in range(ph)]                              # each (n, Ho, W, C)
+    tall = rows[0]
+    if ph > 1:                                    # max over the window's rows: long contiguous runs
+        tall = np.maximum(rows[0], rows[1], out=buffer_of("tall", rows[0].shape, z.dtype))
+        for row in rows[2:]:
+            np.maximum(tall, row, out=tall)
+    if pw == 1:
+        np.copyto(y, tall)
+    else:                                         # ... then over its columns
+        np.maximum(tall[:, :, 0::pw], tall[:, :, 1::pw], out=y)
+        for j in range(2, pw):
+            np.maximum(y, tall[:, :, j::pw], out=y)
+    offsets = [view for _, view in window_slices(z, pool, pool, (ho, wo))]
+    found = np.equal(offsets[0], y, out=buffer_of("found", y.shape, np.bool_))
+    not_found = buffer_of("not_found", y.shape, np.bool_)
+    np.logical_not(found, out=not_found)
+    np.copyto(first, not_found.view(np.uint8))                           # booleans are bytes 0/1
+    for view in offsets[1:-1]:
+        np.logical_or(found, np.equal(view, y, out=not_found), out=found)
+        np.logical_not(found, out=not_found)
+        np.add(first, not_found.view(np.uint8), out=first)
+    if len(offsets) == 1:
+        first.fill(0)
+
+
+def route_to_argmax(g: np.ndarray, first: np.ndarray, pool, dz: np.ndarray) -> None:
+    """Max-pool backward from the stored argmax: window offset ``k`` of ``dz`` gets ``g`` where
+    ``first == k`` and 0 elsewhere. Every element of ``dz`` is written (the windows tile it)."""
+    for k, view in window_slices(dz, pool, pool, g.shape[1:3]):
+        np.multiply(g, first == k, out=view)
+
+
 def windows_tile_exactly(shape_hw, pool, strides, pads) -> bool:
     """True when non-overlapping windows cover every input pixel exactly once (no zeroing needed)."""
     (h, w), (ph, pw), (sh, sw) = shape_hw, pool, strides

@@ -27,6 +27,7 @@ from .callbacks import as_callback
 from .layers.activations import Sigmoid, Softmax
 from .losses import balanced_class_weights
 from .layers.base import Layer
+from .layers.fused import ConvReLUPool
 from .fast import with_one_blas_thread
 from .safety import DeferredInterrupt, NonFiniteError, first_nonfinite_gradient, first_nonfinite_output
 
@@ -59,6 +60,9 @@ class Sequential:
         self.loss = None
         self.metadata: dict = {}        # free-form JSON saved with the model (dataset, labels, ...)
         self.stop_training = False      # a callback may set this to end fit() after the epoch
+        #: run each Conv2D(relu) → MaxPool2D pair as one step (same numbers; see tinycnn.layers.fused)
+        self.fuse = True
+        self._fused_steps: dict[int, ConvReLUPool] = {}
         for layer in layers or []:
             self.add(layer)
         if input_shape is not None:
@@ -234,12 +238,32 @@ class Sequential:
             )
         return x.astype(self.dtype, copy=False)
 
+    def _steps(self) -> list:
+        """The layers in the order they run — with each ``Conv2D(activation="relu")`` directly
+        followed by a ``MaxPool2D`` that tiles its output run as one fused step
+        (:class:`tinycnn.layers.fused.ConvReLUPool`: the same numbers, fewer trips to memory),
+        unless ``self.fuse`` is False."""
+        steps, i = [], 0
+        while i < len(self.layers):
+            layer = self.layers[i]
+            after = self.layers[i + 1] if i + 1 < len(self.layers) else None
+            if self.fuse and ConvReLUPool.fits(layer, after):
+                step = self._fused_steps.get(i)
+                if step is None or step.conv is not layer or step.pool is not after:
+                    step = self._fused_steps[i] = ConvReLUPool(layer, after)
+                steps.append(step)
+                i += 2
+            else:
+                steps.append(layer)
+                i += 1
+        return steps
+
     @with_one_blas_thread
     def forward(self, x, training=False) -> np.ndarray:
         """Run every layer; returns the last layer's output (probabilities if it ends in softmax)."""
         out = self._prepare_input(x)
-        for layer in self.layers:
-            out = layer.forward(out, training=training)
+        for step in self._steps():
+            out = step.forward(out, training=training)
         return out
 
     __call__ = forward
@@ -248,8 +272,8 @@ class Sequential:
     def backward(self, dout) -> np.ndarray:
         """Backpropagate dL/d(output) through every layer; returns dL/dx."""
         grad = dout
-        for layer in reversed(self.layers):
-            grad = layer.backward(grad)
+        for step in reversed(self._steps()):
+            grad = step.backward(grad)
         return grad
 
     def compute_loss(self, x, y, sample_weight=None) -> float:
@@ -280,13 +304,13 @@ class Sequential:
         logits = self._forward_logits(x, training=True)
         loss = self.loss.forward(logits, y, sample_weight)
         grad = self.loss.backward()                         # dL/dlogits
-        layers = self.layers
+        steps = self._steps()
         if self._fused():                                   # enter below the softmax/sigmoid
-            *layers, last = self.layers
+            *steps, last = steps
             if not isinstance(last, (Softmax, Sigmoid)):    # Dense/Conv2D(activation="softmax")
                 grad = last.backward(grad, preactivation=True, **self._no_input_grad(last))
-        for layer in reversed(layers):
-            grad = layer.backward(grad, **self._no_input_grad(layer))
+        for step in reversed(steps):
+            grad = step.backward(grad, **self._no_input_grad(step))
         for layer in self.layers:                           # weight penalties: l2·Σw² -> 2·l2·w
             regularizer = getattr(layer, "kernel_regularizer", None)
             if regularizer is not None:
@@ -298,7 +322,8 @@ class Sequential:
         """Training needs no gradient for the images: the first Conv2D/Dense skips computing it
         (``backward(..., input_grad=False)``), saving a matrix product and a col2im per batch.
         ``model.backward`` still returns dL/dx for whoever wants it (saliency maps)."""
-        return {"input_grad": False} if layer is self.layers[0] and layer.can_skip_input_grad else {}
+        first = layer.conv if isinstance(layer, ConvReLUPool) else layer   # a fused step starts with its Conv2D
+        return {"input_grad": False} if first is self.layers[0] and layer.can_skip_input_grad else {}
 
     def trace_step(self, x, y, sample_weight=None, update=False):
         """``loss_and_grads`` (and, with ``update=True``, the optimizer step) with every array recorded:

@@ -86,14 +86,15 @@ class Profile:
     def table(self) -> str:
         """The per-layer table as text (what ``print(profile)`` shows)."""
         step = self.step_seconds
-        head = (f"{'layer':<28}{'forward ms':>11}{'backward ms':>12}{'% of step':>10}{'matmul core-ms':>15}"
+        width = max([28, *(len(f"{r.name} ({r.kind})") + 2 for r in self.rows)])
+        head = (f"{'layer':<{width}}{'forward ms':>11}{'backward ms':>12}{'% of step':>10}{'matmul core-ms':>15}"
                 f"{'GFLOP/s':>9}")
         lines = [head, "─" * len(head)]
 
         def row(label, fwd, bwd, mm=None, flops=None):
             total = fwd + (bwd or 0.0)
             rate = f"{flops / mm / 1e9:9.1f}" if mm else f"{'':>9}"
-            return (f"{label:<28}{fwd * 1e3:11.2f}{'' if bwd is None else f'{bwd * 1e3:12.2f}':>12}"
+            return (f"{label:<{width}}{fwd * 1e3:11.2f}{'' if bwd is None else f'{bwd * 1e3:12.2f}':>12}"
                     f"{100 * total / step:10.1f}{'' if not mm else f'{mm * 1e3:15.2f}':>15}{rate}")
 
         for r in self.rows:
@@ -161,7 +162,8 @@ def profile(model, x, y, batch_size: int = 32, steps: int = 20, warmup: int = 3,
     saved = _save_state(model)
     per_batch = x.shape[0] // batch_size
     batches = [slice(i * batch_size, (i + 1) * batch_size) for i in range(per_batch)]
-    rows = {layer.name: LayerTimes(layer.name, type(layer).__name__) for layer in model.layers}
+    run_as = model._steps()     # the layers as they run: a fused Conv2D → MaxPool2D pair is one row
+    rows = {step.name: LayerTimes(step.name, _kind(step)) for step in run_as}
     rows["loss"] = LayerTimes("loss", type(model.loss).__name__)
     rows["optimizer"] = LayerTimes("optimizer", type(model.optimizer).__name__)
     current = [None]            # the row whose matrix products are being timed
@@ -189,7 +191,7 @@ def profile(model, x, y, batch_size: int = 32, steps: int = 20, warmup: int = 3,
         for i in range(warmup):
             sl = batches[i % per_batch]
             model.train_on_batch(x[sl], y[sl])
-        patched = [timed(layer, m, rows[layer.name], m) for layer in model.layers for m in ("forward", "backward")]
+        patched = [timed(step, m, rows[step.name], m) for step in run_as for m in ("forward", "backward")]
         patched += [timed(model.loss, "forward", rows["loss"], "forward"),
                     timed(model.loss, "backward", rows["loss"], "backward"),
                     timed(model.optimizer, "apply", rows["optimizer"], "forward")]
@@ -213,12 +215,23 @@ def profile(model, x, y, batch_size: int = 32, steps: int = 20, warmup: int = 3,
         for attr in ("forward", "backward", "matmul", "flops"):
             setattr(row, attr, getattr(row, attr) / steps)
     notes = []
+    fused = [step.name for step in run_as if "+" in _kind(step)]
+    if fused:
+        notes.append(f"({', '.join(fused)}: a Conv2D with its ReLU and the MaxPool2D after it run as one fused "
+                     "step; set model.fuse = False to time them separately)")
     if model.layers and getattr(model.layers[0], "can_skip_input_grad", False):
         notes.append(f"(the first layer, {model.layers[0].name}, computes no gradient for the input "
                      "images: training does not need one)")
     return Profile(rows=list(rows.values()), step_seconds=total / steps, batch_size=batch_size,
                    steps=steps, peak_gflops=peak_matmul_gflops() if measure_peak else None, notes=notes,
                    cores=getattr(fast, "CORES", None))
+
+
+def _kind(step) -> str:
+    """``Conv2D``; ``Conv2D+MaxPool2D`` for a fused step."""
+    from .layers.fused import ConvReLUPool
+    parts = (step.conv, step.pool) if isinstance(step, ConvReLUPool) else (step,)
+    return "+".join(type(part).__name__ for part in parts)
 
 
 def _save_state(model) -> dict:

@@ -90,18 +90,12 @@ class Conv2D(Layer):
     def forward(self, x, training=True):
         x = self.check_input(x)
         n, (ho, wo, f) = x.shape[0], self.output_shape
-        x_padded = pad_into(x, self.pads, self._buffer("x_padded"))   # = im2col.pad(x, self.pads)
-        kernel = self.params["kernel"].reshape(self.fan_in, f)
+        x_padded = self._pad(x)
         z = np.empty((n, ho, wo, f), self.dtype)
-
         relu_here = self.fuse_relu and isinstance(self.activation, ReLU)
 
         def convolve(batch):                           # a few images, on whichever core is free
-            cols = self._im2col(x_padded[batch])       # (images·Ho·Wo, kh·kw·C_in)
-            z_rows = z[batch].reshape(-1, f)
-            matmul(cols, kernel, out=z_rows)           # z = cols · W
-            if self.use_bias:
-                z_rows += self.params["bias"]          #   + b
+            z_rows = self._linear(x_padded[batch], z[batch])    # z = cols · W + b
             if relu_here:                              # ReLU now, while these rows are in cache
                 np.maximum(z_rows, 0, out=z_rows)
 
@@ -127,27 +121,52 @@ class Conv2D(Layer):
             dz, y = dy, self.activation.cached()
         else:
             dz = dy if self.activation is None or preactivation else self.activation.backward(dy)
-        kernel = self.params["kernel"].reshape(self.fan_in, f)
         dx_padded = np.zeros(x_padded.shape, self.dtype) if input_grad else None
 
         def backprop(batch):                           # the same chunks as forward
-            cols = self._im2col(x_padded[batch])
             dz_rows = dz[batch].reshape(-1, f)         # (images·Ho·Wo, F)
             if relu_here:                              # dz = dy · [y > 0], while these rows are in cache
                 dz_rows = np.multiply(dz_rows, y[batch].reshape(-1, f) > 0,
                                       out=self._buffer("dz")(dz_rows.shape))
-            if input_grad:
-                dcols = matmul(dz_rows, kernel.T, out=self._buffer("dcols")(cols.shape))  # dz · Wᵀ
-                col2im(dcols.reshape(*dz[batch].shape[:3], *self.kernel_size, -1),
-                       x_padded[batch].shape, self.strides, out=dx_padded[batch])
-            # this chunk's share of dW = colsᵀ · dz and of db = Σ_rows dz
-            return matmul(cols.T, dz_rows), column_sums(dz_rows) if self.use_bias else None
+            return self._backprop(x_padded[batch], dz_rows, dx_padded[batch] if input_grad else None)
 
-        shares = parallel_map(backprop, self._chunks(n))
+        self._set_grads(parallel_map(backprop, self._chunks(n)))
+        return unpad(dx_padded, self.pads) if input_grad else None
+
+    # -- the pieces, one chunk of images at a time (also used by tinycnn.layers.fused) ----------
+    def _pad(self, x):
+        """``im2col.pad(x, self.pads)``, into a buffer reused by every batch."""
+        return pad_into(x, self.pads, self._buffer("x_padded"))
+
+    def _linear(self, x_padded, out):
+        """``out = im2col(x_padded) · W + b`` for a few images; returns ``out`` as rows ``(images·Ho·Wo, F)``."""
+        cols = self._im2col(x_padded)                  # (images·Ho·Wo, kh·kw·C_in)
+        rows = out.reshape(-1, self.filters)
+        matmul(cols, self.params["kernel"].reshape(self.fan_in, self.filters), out=rows)
+        if self.use_bias:
+            rows += self.params["bias"]
+        return rows
+
+    def _backprop(self, x_padded, dz_rows, dx_padded):
+        """Backward for a few images, from ``dz_rows`` = dL/dz as rows ``(images·Ho·Wo, F)``.
+
+        Adds ``col2im(dz · Wᵀ)`` into ``dx_padded`` (unless None) and returns this chunk's shares of
+        ``dW = colsᵀ · dz`` and ``db = Σ_rows dz``.
+        """
+        cols = self._im2col(x_padded)
+        if dx_padded is not None:
+            kernel = self.params["kernel"].reshape(self.fan_in, self.filters)
+            dcols = matmul(dz_rows, kernel.T, out=self._buffer("dcols")(cols.shape))      # dz · Wᵀ
+            ho, wo, _ = self.output_shape
+            col2im(dcols.reshape(x_padded.shape[0], ho, wo, *self.kernel_size, -1), x_padded.shape,
+                   self.strides, out=dx_padded)
+        return matmul(cols.T, dz_rows), column_sums(dz_rows) if self.use_bias else None
+
+    def _set_grads(self, shares):
+        """``grads`` = the sums of the chunks' ``(dW, db)`` shares."""
         self.grads["kernel"] = sum(dw for dw, _ in shares).reshape(self.params["kernel"].shape)
         if self.use_bias:
             self.grads["bias"] = sum(db for _, db in shares)
-        return unpad(dx_padded, self.pads) if input_grad else None
 
     def _im2col(self, x_padded):
         """``im2col.im2col(x_padded, ...)``, written into a buffer reused by every chunk and batch."""

@@ -1,0 +1,178 @@
+"""The fused Conv2D(relu) → MaxPool2D step (tinycnn.layers.fused) computes exactly what the two
+layers compute one after the other — bit for bit, on one core or two — and the model uses it only
+where it applies."""
+
+import numpy as np
+import pytest
+from hypothesis import given, settings, strategies as st
+
+import tinycnn as tc
+from tinycnn import fast, zoo
+from tinycnn.gradcheck import numerical_gradient, rel_error
+from tinycnn.layers.fused import ConvReLUPool
+from tinycnn.safety import CallOrderError
+
+
+@pytest.fixture(params=[1, 2], ids=["one core", "two cores"])
+def cores(request, monkeypatch):
+    monkeypatch.setattr(fast, "CORES", request.param)
+    return request.param
+
+
+def pair(input_shape, filters, kernel, padding, pool, dtype=np.float32, seed=0, strides=1):
+    rng = np.random.default_rng(seed)
+    conv = tc.Conv2D(filters, kernel, strides=strides, padding=padding, activation="relu")
+    conv.build(input_shape, rng, dtype)
+    conv.params["bias"][...] = rng.standard_normal(filters) * 0.1
+    max_pool = tc.MaxPool2D(pool)
+    max_pool.build(conv.output_shape, dtype=dtype)
+    return conv, max_pool
+
+
+def separately(conv, max_pool, x, dy, input_grad):
+    y = max_pool.forward(conv.forward(x))
+    dx = conv.backward(max_pool.backward(dy), input_grad=input_grad)
+    return y, dx, {k: g.copy() for k, g in conv.grads.items()}
+
+
+def fused(conv, max_pool, x, dy, input_grad):
+    step = ConvReLUPool(conv, max_pool)
+    y = step.forward(x)
+    dx = step.backward(dy, input_grad=input_grad)
+    return y, dx, {k: g.copy() for k, g in conv.grads.items()}
+
+
+def assert_same(a, b):
+    (ya, dxa, ga), (yb, dxb, gb) = a, b
+    np.testing.assert_array_equal(ya, yb)
+    assert (dxa is None) == (dxb is None)
+    if dxa is not None:
+        np.testing.assert_array_equal(dxa, dxb)
+    assert ga.keys() == gb.keys()
+    for key in ga:
+        np.testing.assert_array_equal(ga[key], gb[key])
+
+
+# the models' own shapes (batch 128 spans several chunks on two cores), and small odd cases
+CASES = {
+    "seed conv1, batch 128": ((28, 28, 1), 32, 3, "valid", 2, 128, np.float32),
+    "deeper conv2, batch 40": ((14, 14, 32), 64, 3, "same", 2, 40, np.float32),
+    "float64, same": ((8, 8, 2), 3, 3, "same", 2, 5, np.float64),
+    "2×3 windows": ((12, 14, 3), 4, (3, 3), "valid", (2, 3), 7, np.float64),
+    "3×3 windows": ((9, 9, 2), 3, 3, "same", 3, 3, np.float32),
+    "1×1 windows": ((5, 5, 2), 3, 2, "valid", 1, 2, np.float32),
+}
+
+
+@pytest.mark.parametrize("input_grad", [True, False])
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_fused_equals_the_two_layers_bit_for_bit(case, input_grad, cores):
+    shape, filters, kernel, padding, pool, n, dtype = CASES[case]
+    conv, max_pool = pair(shape, filters, kernel, padding, pool, dtype)
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((n, *shape)).astype(dtype)
+    x[0] = 0                       # an empty image: every window ties (all z = bias), ReLU or not
+    x[1, ::2] = 1                  # repeated rows: ties between window positions
+    dy = rng.standard_normal((n, *max_pool.output_shape)).astype(dtype)
+    assert_same(separately(conv, max_pool, x, dy, input_grad), fused(conv, max_pool, x, dy, input_grad))
+
+
+@settings(max_examples=40, deadline=None)
+@given(n=st.integers(1, 4), hw=st.integers(1, 5), c=st.integers(1, 4), f=st.integers(1, 5),
+       k=st.integers(1, 3), p=st.integers(1, 3), padding=st.sampled_from(["valid", "same"]),
+       values=st.sampled_from(["normal", "few levels"]), seed=st.integers(0, 2**16))
+def test_fused_equals_the_two_layers_for_any_shape(n, hw, c, f, k, p, padding, values, seed):
+    """Any input whose convolution output the pooling windows tile; "few levels" makes ties common."""
+    size = hw * p + (k - 1 if padding == "valid" else 0)          # conv output = hw·p: windows tile it
+    conv, max_pool = pair((size, size, c), f, k, padding, p, seed=seed)
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((n, size, size, c)).astype(np.float32)
+    if values == "few levels":
+        x = np.round(x).astype(np.float32)
+        conv.params["kernel"][...] = np.round(conv.params["kernel"] * 4)
+    dy = rng.standard_normal((n, *max_pool.output_shape)).astype(np.float32)
+    assert_same(separately(conv, max_pool, x, dy, True), fused(conv, max_pool, x, dy, True))
+
+
+def test_gradients_through_the_fused_step_match_finite_differences():
+    """float64: dL/dW, dL/db and dL/dx of L = Σ dy · step(x) against central differences."""
+    conv, max_pool = pair((8, 8, 2), 3, 3, "same", (2, 2), np.float64, seed=3)
+    step = ConvReLUPool(conv, max_pool)
+    rng = np.random.default_rng(4)
+    x = rng.standard_normal((2, 8, 8, 2))
+    dy = rng.standard_normal((2, 4, 4, 3))
+    loss = lambda: float(np.sum(dy * step.forward(x)))                   # noqa: E731
+    step.forward(x)
+    dx = step.backward(dy)
+    for key in ("kernel", "bias"):
+        analytic = conv.grads[key].copy()
+        numeric = numerical_gradient(loss, conv.params[key], h=1e-6)
+        assert rel_error(analytic, numeric) < 1e-7, key
+    numeric = numerical_gradient(loss, x, h=1e-6)
+    assert rel_error(dx, numeric) < 1e-7
+
+
+def test_the_model_fuses_only_what_it_can():
+    model = tc.Sequential([
+        tc.Conv2D(4, 3, activation="relu"), tc.MaxPool2D(2),             # 10×10 → 8×8 → 4×4: fused
+        tc.Conv2D(4, 3, padding="same"), tc.ReLU(), tc.MaxPool2D(2),     # separate ReLU layer: not fused
+        tc.Conv2D(4, 1, activation="relu"), tc.MaxPool2D(2, strides=1),  # overlapping windows: not fused
+        tc.Conv2D(4, 1, activation="tanh"), tc.MaxPool2D(1),             # not a ReLU: not fused
+        tc.Flatten(), tc.Dense(2, activation="softmax"),
+    ], input_shape=(10, 10, 1), seed=0)
+    names = [step.name for step in model._steps()]
+    assert names == ["conv2d+max_pool2d", "conv2d_1", "re_lu", "max_pool2d_1", "conv2d_2", "max_pool2d_2",
+                     "conv2d_3", "max_pool2d_3", "flatten", "dense"]
+    model.fuse = False
+    assert [step.name for step in model._steps()] == [layer.name for layer in model.layers]
+    odd = tc.Sequential([tc.Conv2D(2, 2, activation="relu"), tc.MaxPool2D(2)], input_shape=(8, 8, 1))
+    assert [step.name for step in odd._steps()] == ["conv2d", "max_pool2d"]     # 7×7 is not tiled by 2×2
+
+
+@pytest.mark.parametrize("make", [zoo.seed_model, zoo.deeper_model])
+def test_training_fused_or_not_gives_the_same_weights(make, cores):
+    rng = np.random.default_rng(5)
+    x, y = rng.random((48, 28, 28, 1), dtype=np.float32), rng.integers(0, 3, 48)
+    weights, predictions = [], []
+    for fuse in (True, False):
+        model = make(3, seed=2)
+        model.fuse = fuse
+        model.compile("adam", "sparse_categorical_crossentropy")
+        model.fit(x, y, epochs=2, batch_size=16, verbose=0)
+        weights.append(model.get_weights())
+        predictions.append(model.predict(x))
+    for a, b in zip(*weights):
+        np.testing.assert_array_equal(a, b)
+    np.testing.assert_array_equal(*predictions)
+
+
+def test_model_backward_returns_the_input_gradient_when_fused():
+    """``model.backward`` (saliency maps) still gives dL/d(images) through a fused first step."""
+    model = zoo.seed_model(2, input_shape=(12, 12, 1), seed=0)
+    x = np.random.default_rng(6).random((3, 12, 12, 1), dtype=np.float32)
+    dout = np.random.default_rng(7).standard_normal((3, 2)).astype(np.float32)
+    grads = []
+    for fuse in (True, False):
+        model.fuse = fuse
+        model.forward(x)
+        grads.append(model.backward(dout))
+    assert grads[0].shape == x.shape
+    np.testing.assert_array_equal(*grads)
+
+
+def test_errors_name_the_step():
+    conv, max_pool = pair((6, 6, 1), 2, 3, "valid", 2)
+    step = ConvReLUPool(conv, max_pool)
+    with pytest.raises(CallOrderError, match=r"conv2d\+max_pool2d: backward called before forward"):
+        step.backward(np.zeros((1, 2, 2, 2), np.float32))
+    step.forward(np.zeros((1, 6, 6, 1), np.float32))
+    with pytest.raises(ValueError, match=r"max_pool2d.*expected dy of shape \(1, 2, 2, 2\), got \(1, 2, 2, 3\)"):
+        step.backward(np.zeros((1, 2, 2, 3), np.float32))
+    with pytest.raises(CallOrderError, match="conv2d"):             # the layers' own caches are not stale
+        conv.backward(np.zeros((1, 4, 4, 2), np.float32))
+    with pytest.raises(ValueError, match=r"expected input of shape \(batch, 6, 6, 1\)"):
+        step.forward(np.zeros((1, 5, 5, 1), np.float32))
+    overlapping = tc.MaxPool2D(2, strides=1)
+    overlapping.build(conv.output_shape)
+    with pytest.raises(ValueError, match="cannot be fused"):
+        ConvReLUPool(conv, overlapping)
