@@ -361,7 +361,7 @@ def max_and_first_argmax(z: np.ndarray, pool, y: np.ndarray, first: np.ndarray, 
 
     ``buffer_of(name, shape, dtype)`` lends reusable scratch arrays.
     """
-    (ph, pw), (n, ho, wo, c) = pool, y.shape
+    (ph, pw), (ho, wo) = pool, y.shape[1:3]
     rows = [z[:, i::ph] for i in range(ph)]                              # each (n, Ho, W, C)
     tall = rows[0]
     if ph > 1:                                    # max over the window's rows: long contiguous runs

@@ -78,7 +78,7 @@ class ConvReLUPool:
     def forward(self, x, training=True):
         conv, pool = self.conv, self.pool
         x = conv.check_input(x)
-        n, f = x.shape[0], conv.filters
+        n = x.shape[0]
         x_padded = conv._pad(x)
         y = np.empty((n, *pool.output_shape), conv.dtype)
         first = np.empty(y.shape, np.uint8)
