@@ -122,6 +122,21 @@ def test_conv2d_equals_loop_reference(case, filters, seed):
     np.testing.assert_allclose(layer.grads["bias"], db_ref, rtol=0, atol=REF_TOL)
 
 
+@settings(max_examples=40)
+@given(case=window_case(), filters=st.integers(1, 5), seed=seeds)
+def test_conv2d_input_gradient_is_a_full_convolution_with_the_flipped_kernel(case, filters, seed):
+    """Stride 1: gathering dx by a convolution (what Conv2D does) equals scattering it window by window."""
+    n, h, w, c, kernel, _, padding = case
+    rng = np.random.default_rng(seed)
+    weights = rng.standard_normal((*kernel, c, filters))
+    x = rng.standard_normal((n, h, w, c))
+    y, cache = reference.conv2d_forward(x, weights, np.zeros(filters), 1, padding)
+    dy = rng.standard_normal(y.shape)
+    dx_scatter, _, _ = reference.conv2d_backward(dy, cache)
+    dx_gather = reference.conv2d_input_grad_as_convolution(dy, weights, cache[3])
+    np.testing.assert_allclose(dx_gather, dx_scatter, rtol=0, atol=REF_TOL)
+
+
 def tf_same_pads(size, k, s):
     """TensorFlow's 'same' padding, restated here independently of tinycnn.im2col."""
     out = (size + s - 1) // s

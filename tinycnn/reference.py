@@ -71,6 +71,31 @@ def conv2d_backward(dy, cache):
     return unpad(dxp, pads), dkernel, dbias
 
 
+def conv2d_input_grad_as_convolution(dy, kernel, pads):
+    """For stride 1, the ``dx`` of :func:`conv2d_backward` computed the other way round: each
+    input pixel *gathers* from the outputs whose windows covered it, instead of each output
+    scattering into its window.
+
+    That gather is itself a convolution: pad ``dy`` with ``kernel − 1`` zeros on each side (less
+    the forward's padding on that side) and slide the kernel turned by 180° over it, its input and
+    output channels swapped. (Conv2D uses this form for stride 1: one matrix product and no col2im.)
+    """
+    kh, kw, c_in, _ = kernel.shape
+    (top, bottom), (left, right) = pads
+    dyp = pad(dy, ((kh - 1 - top, kh - 1 - bottom), (kw - 1 - left, kw - 1 - right)))
+    flipped = kernel[::-1, ::-1]                                   # W[kh-1-i, kw-1-j, c, f]
+    n, hp, wp, _ = dyp.shape
+    h, w = hp - kh + 1, wp - kw + 1
+    dx = np.zeros((n, h, w, c_in), dtype=dy.dtype)
+    for b in range(n):
+        for i in range(h):
+            for j in range(w):
+                patch = dyp[b, i:i + kh, j:j + kw, :]               # (kh, kw, F)
+                for c in range(c_in):
+                    dx[b, i, j, c] = np.sum(patch * flipped[:, :, c, :])
+    return dx
+
+
 def maxpool2d_forward(x, pool_size=2, strides=None, padding="valid"):
     """Max over each ``ph × pw`` window. Returns ``(y, cache)``."""
     ph, pw = _pair(pool_size)

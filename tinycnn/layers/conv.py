@@ -31,11 +31,21 @@ class Conv2D(Layer):
         dcols = dz · Wᵀ                         (N·Ho·Wo, kh·kw·C_in)
         dx    = col2im(dcols)                   each pixel sums the gradients of its windows
 
+    With stride 1 the same ``dx`` is computed as a convolution — the gradient of a convolution is
+    the *full* convolution of ``dz`` with the kernel turned by 180°::
+
+        dx    = im2col(pad(dz)) · flip(W)       (N·H·W, kh·kw·F) · (kh·kw·F, C_in)
+
+    ``pad`` adds ``kernel − 1`` rows and columns on each side, less what forward padded there,
+    and ``flip(W)[i, j, f, c] = W[kh−1−i, kw−1−j, c, f]``. It is one matrix product with as many
+    multiply-adds as ``dz · Wᵀ``, but it replaces col2im's nine strided additions with one
+    contiguous copy. (:mod:`tinycnn.reference` spells out both; the tests hold them equal.)
+
     How it runs fast without changing those formulas (the helpers are in :mod:`tinycnn.fast`): the
     batch goes through in chunks of a few images, on both CPU cores — each chunk's im2col rows are
     built, multiplied and used while they are still in the CPU cache — and a ReLU activation is
     applied (forward and backward) chunk by chunk too. ``dW`` and ``db`` are the sums of the chunks'
-    shares. The first layer of a model skips ``dcols`` and col2im: nobody needs dL/d(images).
+    shares. The first layer of a model skips ``dx``: nobody needs dL/d(images).
 
     Parameters
     ----------
@@ -121,17 +131,17 @@ class Conv2D(Layer):
             dz, y = dy, self.activation.cached()
         else:
             dz = dy if self.activation is None or preactivation else self.activation.backward(dy)
-        dx_padded = np.zeros(x_padded.shape, self.dtype) if input_grad else None
+        dx = self._input_grad_array(x_padded.shape[0]) if input_grad else None
 
         def backprop(batch):                           # the same chunks as forward
             dz_rows = dz[batch].reshape(-1, f)         # (images·Ho·Wo, F)
             if relu_here:                              # dz = dy · [y > 0], while these rows are in cache
                 dz_rows = np.multiply(dz_rows, y[batch].reshape(-1, f) > 0,
                                       out=self._buffer("dz")(dz_rows.shape))
-            return self._backprop(x_padded[batch], dz_rows, dx_padded[batch] if input_grad else None)
+            return self._backprop(x_padded[batch], dz_rows, dx[batch] if input_grad else None)
 
         self._set_grads(parallel_map(backprop, self._chunks(n)))
-        return unpad(dx_padded, self.pads) if input_grad else None
+        return self._input_grad_result(dx) if input_grad else None
 
     # -- the pieces, one chunk of images at a time (also used by tinycnn.layers.fused) ----------
     def _pad(self, x):
@@ -147,20 +157,50 @@ class Conv2D(Layer):
             rows += self.params["bias"]
         return rows
 
-    def _backprop(self, x_padded, dz_rows, dx_padded):
+    def _backprop(self, x_padded, dz_rows, dx):
         """Backward for a few images, from ``dz_rows`` = dL/dz as rows ``(images·Ho·Wo, F)``.
 
-        Adds ``col2im(dz · Wᵀ)`` into ``dx_padded`` (unless None) and returns this chunk's shares of
-        ``dW = colsᵀ · dz`` and ``db = Σ_rows dz``.
+        Writes dL/dx into ``dx`` (unless None; an array from :meth:`_input_grad_array`) and returns
+        this chunk's shares of ``dW = colsᵀ · dz`` and ``db = Σ_rows dz``.
         """
         cols = self._im2col(x_padded)
-        if dx_padded is not None:
+        if dx is not None and self.strides == (1, 1):          # dx = im2col(pad(dz)) · flip(W)
+            self._input_grad_by_convolution(dz_rows, dx)
+        elif dx is not None:                                   # dx = col2im(dz · Wᵀ), into zeros
             kernel = self.params["kernel"].reshape(self.fan_in, self.filters)
-            dcols = matmul(dz_rows, kernel.T, out=self._buffer("dcols")(cols.shape))      # dz · Wᵀ
+            dcols = matmul(dz_rows, kernel.T, out=self._buffer("dcols")(cols.shape))
             ho, wo, _ = self.output_shape
             col2im(dcols.reshape(x_padded.shape[0], ho, wo, *self.kernel_size, -1), x_padded.shape,
-                   self.strides, out=dx_padded)
+                   self.strides, out=dx)
         return matmul(cols.T, dz_rows), column_sums(dz_rows) if self.use_bias else None
+
+    def _input_grad_by_convolution(self, dz_rows, dx):
+        """Stride 1: ``dx = im2col(pad(dz)) · flip(W)``, written straight into ``dx`` (a few images)."""
+        (kh, kw), ((top, bottom), (left, right)) = self.kernel_size, self.pads
+        ho, wo, f = self.output_shape
+        dz = dz_rows.reshape(dx.shape[0], ho, wo, f)
+        pads = ((kh - 1 - top, kh - 1 - bottom), (kw - 1 - left, kw - 1 - right))
+        dz_padded = pad_into(dz, pads, self._chunk_buffer("dz_padded"))
+        images, h, w, c = dx.shape
+        buffer = self._chunk_buffer("dz_cols")((images, h * w * kh * kw * f)).reshape(-1)
+        cols = im2col_into(dz_padded, self.kernel_size, (1, 1), buffer)     # (images·H·W, kh·kw·F)
+        matmul(cols, self._flipped_kernel, out=dx.reshape(-1, c))
+
+    def _input_grad_array(self, n):
+        """Where backward writes dL/dx: the input's shape when every element is written (stride 1),
+        else the padded input's shape, zeroed, for col2im to add into."""
+        if self.strides == (1, 1):
+            kh, kw, c, f = self.params["kernel"].shape       # flip(W): (kh, kw, F, C), turned by 180°
+            self._flipped_kernel = np.ascontiguousarray(
+                self.params["kernel"][::-1, ::-1].transpose(0, 1, 3, 2)).reshape(kh * kw * f, c)
+            return np.empty((n, *self.input_shape), self.dtype)
+        (top, bottom), (left, right) = self.pads
+        h, w, c = self.input_shape
+        return np.zeros((n, h + top + bottom, w + left + right, c), self.dtype)
+
+    def _input_grad_result(self, dx):
+        """dL/dx from :meth:`_input_grad_array`'s array (without the padding col2im added into)."""
+        return dx if self.strides == (1, 1) else unpad(dx, self.pads)
 
     def _set_grads(self, shares):
         """``grads`` = the sums of the chunks' ``(dW, db)`` shares."""
@@ -179,6 +219,15 @@ class Conv2D(Layer):
         ho, wo, _ = self.output_shape
         self._chunk_images = images_per_chunk(ho * wo * (self.fan_in + self.filters) * self.dtype.itemsize, n)
         return chunks(n, self._chunk_images)
+
+    def _chunk_buffer(self, name):
+        """``shape -> reused array`` for one chunk: cut from a buffer sized for the largest chunk,
+        so that chunks of 10 and 11 images share one allocation."""
+        def cut(shape):
+            per_image = int(np.prod(shape[1:]))
+            flat = self.scratch.get(name, (self._chunk_images * per_image,), self.dtype)
+            return flat[:shape[0] * per_image].reshape(shape)
+        return cut
 
     def _buffer(self, name):
         """``shape -> reused array``: this layer's scratch buffer ``name`` for the calling thread."""

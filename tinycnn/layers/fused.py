@@ -32,7 +32,6 @@ from __future__ import annotations
 import numpy as np
 
 from ..fast import max_and_first_argmax, parallel_map, route_to_argmax
-from ..im2col import unpad
 from .activations import ReLU
 from .conv import Conv2D
 from .pool import MaxPool2D
@@ -103,17 +102,17 @@ class ConvReLUPool:
             raise CallOrderError(f"{self.name}: backward called before forward")
         x_padded, y, first = self._cache
         pool.check_grad(dy, y.shape)
-        dx_padded = np.zeros(x_padded.shape, conv.dtype) if input_grad else None
+        dx = conv._input_grad_array(x_padded.shape[0]) if input_grad else None
 
         def step(batch):
             g = np.multiply(dy[batch], y[batch] > 0, out=self._chunk_buffer("g", batch, y.shape[1:], conv.dtype))
             dz = self._chunk_buffer("dz", batch, conv.output_shape, conv.dtype)
             route_to_argmax(g, first[batch], pool.pool_size, dz)      # the pooling's backward
             return conv._backprop(x_padded[batch], dz.reshape(-1, conv.filters),
-                                  dx_padded[batch] if input_grad else None)
+                                  dx[batch] if input_grad else None)
 
         conv._set_grads(parallel_map(step, conv._chunks(x_padded.shape[0])))
-        return unpad(dx_padded, conv.pads) if input_grad else None
+        return conv._input_grad_result(dx) if input_grad else None
 
     def _scratch(self, name, shape, dtype):
         """A reused array of ``shape = (images, ...)``, cut from a buffer sized for the largest
