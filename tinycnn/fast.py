@@ -213,7 +213,7 @@ def pad_into(x: np.ndarray, pads, buffer_of, value=0.0) -> np.ndarray:
     return out
 
 
-def im2col_into(x_padded: np.ndarray, kernel, strides, buffer: np.ndarray) -> np.ndarray:
+def im2col_into(x_padded: np.ndarray, kernel, strides, buffer: np.ndarray, pool=None) -> np.ndarray:
     """:func:`tinycnn.im2col.im2col` written into (the start of) a reused flat ``buffer``.
 
     Returns the ``(N·Ho·Wo, kh·kw·C)`` matrix. The window view costs nothing; the copy into the
@@ -222,17 +222,38 @@ def im2col_into(x_padded: np.ndarray, kernel, strides, buffer: np.ndarray) -> np
     row is a handful of short pieces, and copying row by row crawls; then we fill the
     *transpose*, one long slab per kernel offset and channel, and return its ``.T`` view — BLAS
     multiplies a transposed matrix just as fast.
+
+    ``pool=(ph, pw)`` puts the rows in *window-major* order for a max pooling that follows (see
+    :func:`window_major`).
     """
-    win = windows(x_padded, kernel, strides)
-    n, ho, wo, kh, kw, c = win.shape
-    rows, columns = n * ho * wo, kh * kw * c
+    win = windows(x_padded, kernel, strides)                     # (N, Ho, Wo, kh, kw, C)
+    if pool is not None:
+        win = window_major(win, pool)
+    *row_dims, kh, kw, c = win.shape
+    rows, columns = int(np.prod(row_dims)), kh * kw * c
     if c >= 4:
         out = buffer[:rows * columns].reshape(rows, columns)
         np.copyto(out.reshape(win.shape), win)
         return out
-    out_t = buffer[:rows * columns].reshape(kh, kw, c, n, ho, wo)
-    np.copyto(out_t, win.transpose(3, 4, 5, 0, 1, 2))
+    k = len(row_dims)
+    out_t = buffer[:rows * columns].reshape(kh, kw, c, *row_dims)
+    np.copyto(out_t, win.transpose(k, k + 1, k + 2, *range(k)))
     return out_t.reshape(columns, rows).T
+
+
+def window_major(win: np.ndarray, pool) -> np.ndarray:
+    """The convolution windows ``(N, Ho, Wo, …)`` reordered ``(ph, pw, N, Ho/ph, Wo/pw, …)``: first
+    every output pixel at the top-left of a ``ph × pw`` pooling window, then every one at the
+    position to its right, and so on (a view; ``Ho``, ``Wo`` must be multiples of the window).
+
+    The rows of an im2col matrix may come in any order — each output row is computed from its own
+    row alone. In this order the convolution's output arrives as ``ph·pw`` contiguous blocks, one
+    per window position, so the max pooling after it is the max of whole blocks: long contiguous
+    passes instead of strided slices (:func:`max_and_first_argmax`).
+    """
+    (ph, pw), (n, ho, wo), rest = pool, win.shape[:3], win.shape[3:]
+    split = win.reshape(n, ho // ph, ph, wo // pw, pw, *rest)    # (N, Ho', i, Wo', j, …)
+    return split.transpose(2, 4, 0, 1, 3, *range(5, split.ndim))
 
 
 CHUNK_BYTES = 2 * 2**20     # im2col + output rows handled at once: small enough to stay in cache
@@ -348,50 +369,39 @@ def route_to_first_max(dy, x_padded, y, pool, strides, dx_padded) -> np.ndarray:
     return dx_padded
 
 
-def max_and_first_argmax(z: np.ndarray, pool, y: np.ndarray, first: np.ndarray, buffer_of) -> None:
-    """Non-overlapping ``ph × pw`` max pooling of ``z`` (a few images, ``(n, H, W, C)`` with ``H``,
-    ``W`` multiples of the window) into ``y``, and into ``first`` (uint8) the offset
-    ``k = i·pw + j`` of each window's *first* maximum in row-major order (TensorFlow's rule on ties).
+def max_and_first_argmax(blocks: np.ndarray, y: np.ndarray, first: np.ndarray, buffer_of) -> None:
+    """Max pooling over window-major blocks (:func:`window_major`): ``blocks[k]`` holds window
+    position ``k`` (row-major, ``k = i·pw + j``) of every window. Writes ``y`` = the max over
+    ``k``, and ``first`` (uint8) = the first ``k`` holding it (TensorFlow's rule on ties).
 
-    Run on one chunk of a fused Conv2D → MaxPool2D step (:mod:`tinycnn.layers.fused`), while ``z``
-    is still in the CPU cache. The max is separable, as in :func:`max_over_windows`. ``first``
-    counts the offsets that come before the first maximum::
+    ``first`` counts the positions that come before the first maximum::
 
-        first = [max not at offset 0] + [not at 0 or 1] + ... + [not at 0 … K−2]
+        first = [max not in block 0] + [not in 0 or 1] + ... + [not in 0 … K−2]
 
     ``buffer_of(name, shape, dtype)`` lends reusable scratch arrays.
     """
-    (ph, pw), (ho, wo) = pool, y.shape[1:3]
-    rows = [z[:, i::ph] for i in range(ph)]                              # each (n, Ho, W, C)
-    tall = rows[0]
-    if ph > 1:                                    # max over the window's rows: long contiguous runs
-        tall = np.maximum(rows[0], rows[1], out=buffer_of("tall", rows[0].shape, z.dtype))
-        for row in rows[2:]:
-            np.maximum(tall, row, out=tall)
-    if pw == 1:
-        np.copyto(y, tall)
-    else:                                         # ... then over its columns
-        np.maximum(tall[:, :, 0::pw], tall[:, :, 1::pw], out=y)
-        for j in range(2, pw):
-            np.maximum(y, tall[:, :, j::pw], out=y)
-    offsets = [view for _, view in window_slices(z, pool, pool, (ho, wo))]
-    found = np.equal(offsets[0], y, out=buffer_of("found", y.shape, np.bool_))
+    if len(blocks) == 1:
+        np.copyto(y, blocks[0])
+        first.fill(0)
+        return
+    np.maximum(blocks[0], blocks[1], out=y)
+    for block in blocks[2:]:
+        np.maximum(y, block, out=y)
+    found = np.equal(blocks[0], y, out=buffer_of("found", y.shape, np.bool_))
     not_found = buffer_of("not_found", y.shape, np.bool_)
     np.logical_not(found, out=not_found)
     np.copyto(first, not_found.view(np.uint8))                           # booleans are bytes 0/1
-    for view in offsets[1:-1]:
-        np.logical_or(found, np.equal(view, y, out=not_found), out=found)
+    for block in blocks[1:-1]:
+        np.logical_or(found, np.equal(block, y, out=not_found), out=found)
         np.logical_not(found, out=not_found)
         np.add(first, not_found.view(np.uint8), out=first)
-    if len(offsets) == 1:
-        first.fill(0)
 
 
-def route_to_argmax(g: np.ndarray, first: np.ndarray, pool, dz: np.ndarray) -> None:
-    """Max-pool backward from the stored argmax: window offset ``k`` of ``dz`` gets ``g`` where
-    ``first == k`` and 0 elsewhere. Every element of ``dz`` is written (the windows tile it)."""
-    for k, view in window_slices(dz, pool, pool, g.shape[1:3]):
-        np.multiply(g, first == k, out=view)
+def route_to_argmax(g: np.ndarray, first: np.ndarray, blocks: np.ndarray) -> None:
+    """Max-pool backward into window-major blocks: ``blocks[k] = g`` where window position ``k``
+    held the maximum (``first == k``), else 0. Every element of ``blocks`` is written."""
+    for k, block in enumerate(blocks):
+        np.multiply(g, first == k, out=block)
 
 
 def windows_tile_exactly(shape_hw, pool, strides, pads) -> bool:

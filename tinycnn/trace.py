@@ -28,6 +28,11 @@ same, and a learner sees the activation's ``dZ = dY ⊙ [Z > 0]`` apart from the
 see ``Z`` itself, the trace listens in on the activation's ``forward`` while the layer runs (a
 Conv2D normally applies its ReLU chunk by chunk inside its own loop, overwriting ``Z``; the trace
 switches that off for its forward pass — ``Conv2D.fuse_relu`` — which gives the same numbers).
+
+The trace always runs the layers one by one. A model normally runs each ``Conv2D(relu)`` →
+``MaxPool2D`` pair as one fused step (:mod:`tinycnn.layers.fused`), which never forms the arrays
+in between; its numbers are the same except that the convolution's ``dW`` and ``db`` add the same
+products in another order (float rounding). With ``model.fuse = False`` they are bit for bit.
 """
 
 from __future__ import annotations
@@ -244,8 +249,9 @@ def trace_step(model, x, y, sample_weight=None, update=False) -> Trace:
     """Run one training step on a compiled :class:`tinycnn.Sequential` and record it all.
 
     The forward pass (training mode), the loss, and the backward pass are exactly those of
-    ``model.loss_and_grads(x, y, sample_weight)``: afterwards every ``layer.grads`` holds what
-    ``loss_and_grads`` would have put there, bit for bit, and ``trace.loss`` is its loss.
+    ``model.loss_and_grads(x, y, sample_weight)`` with ``model.fuse = False``: afterwards every
+    ``layer.grads`` holds what ``loss_and_grads`` would have put there, bit for bit, and
+    ``trace.loss`` is its loss. (Fused, a Conv2D's ``dW`` and ``db`` differ by float rounding.)
 
     ``update=False`` (default): the model's weights do not change, and neither do its moving
     statistics (BatchNormalization) or random generators (Dropout), so tracing is free of side

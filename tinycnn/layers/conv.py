@@ -148,9 +148,12 @@ class Conv2D(Layer):
         """``im2col.pad(x, self.pads)``, into a buffer reused by every batch."""
         return pad_into(x, self.pads, self._buffer("x_padded"))
 
-    def _linear(self, x_padded, out):
-        """``out = im2col(x_padded) · W + b`` for a few images; returns ``out`` as rows ``(images·Ho·Wo, F)``."""
-        cols = self._im2col(x_padded)                  # (images·Ho·Wo, kh·kw·C_in)
+    def _linear(self, x_padded, out, pool=None):
+        """``out = im2col(x_padded) · W + b`` for a few images; returns ``out`` as rows ``(images·Ho·Wo, F)``.
+
+        ``pool=(ph, pw)``: the rows in window-major order (:func:`tinycnn.fast.window_major`).
+        """
+        cols = self._im2col(x_padded, pool)            # (images·Ho·Wo, kh·kw·C_in)
         rows = out.reshape(-1, self.filters)
         matmul(cols, self.params["kernel"].reshape(self.fan_in, self.filters), out=rows)
         if self.use_bias:
@@ -161,18 +164,26 @@ class Conv2D(Layer):
         """Backward for a few images, from ``dz_rows`` = dL/dz as rows ``(images·Ho·Wo, F)``.
 
         Writes dL/dx into ``dx`` (unless None; an array from :meth:`_input_grad_array`) and returns
-        this chunk's shares of ``dW = colsᵀ · dz`` and ``db = Σ_rows dz``.
+        this chunk's shares of ``dW`` and ``db``.
         """
-        cols = self._im2col(x_padded)
-        if dx is not None and self.strides == (1, 1):          # dx = im2col(pad(dz)) · flip(W)
-            self._input_grad_by_convolution(dz_rows, dx)
-        elif dx is not None:                                   # dx = col2im(dz · Wᵀ), into zeros
-            kernel = self.params["kernel"].reshape(self.fan_in, self.filters)
-            dcols = matmul(dz_rows, kernel.T, out=self._buffer("dcols")(cols.shape))
-            ho, wo, _ = self.output_shape
-            col2im(dcols.reshape(x_padded.shape[0], ho, wo, *self.kernel_size, -1), x_padded.shape,
-                   self.strides, out=dx)
+        if dx is not None:
+            self._input_grad(dz_rows, dx)
+        return self._param_grads(self._im2col(x_padded), dz_rows)
+
+    def _param_grads(self, cols, dz_rows):
+        """A chunk's shares of ``dW = colsᵀ · dz`` and ``db = Σ_rows dz`` (rows in any order, the same in both)."""
         return matmul(cols.T, dz_rows), column_sums(dz_rows) if self.use_bias else None
+
+    def _input_grad(self, dz_rows, dx):
+        """dL/dx of a few images into ``dx``, from ``dz_rows`` in image order."""
+        if self.strides == (1, 1):                             # dx = im2col(pad(dz)) · flip(W)
+            self._input_grad_by_convolution(dz_rows, dx)
+            return
+        kernel = self.params["kernel"].reshape(self.fan_in, self.filters)   # dx = col2im(dz · Wᵀ)
+        ho, wo, _ = self.output_shape
+        buffer = self._chunk_buffer("dcols")((dx.shape[0], ho * wo * self.fan_in))
+        dcols = matmul(dz_rows, kernel.T, out=buffer.reshape(-1, self.fan_in))
+        col2im(dcols.reshape(dx.shape[0], ho, wo, *self.kernel_size, -1), dx.shape, self.strides, out=dx)
 
     def _input_grad_by_convolution(self, dz_rows, dx):
         """Stride 1: ``dx = im2col(pad(dz)) · flip(W)``, written straight into ``dx`` (a few images)."""
@@ -208,11 +219,11 @@ class Conv2D(Layer):
         if self.use_bias:
             self.grads["bias"] = sum(db for _, db in shares)
 
-    def _im2col(self, x_padded):
+    def _im2col(self, x_padded, pool=None):
         """``im2col.im2col(x_padded, ...)``, written into a buffer reused by every chunk and batch."""
         ho, wo, _ = self.output_shape
         buffer = self._buffer("cols")((self._chunk_images * ho * wo * self.fan_in,))
-        return im2col_into(x_padded, self.kernel_size, self.strides, buffer)
+        return im2col_into(x_padded, self.kernel_size, self.strides, buffer, pool)
 
     def _chunks(self, n):
         """Slices of the batch, ``self._chunk_images`` images each (see :func:`tinycnn.fast.chunks`)."""

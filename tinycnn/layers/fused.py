@@ -1,10 +1,12 @@
 """Conv2D with a ReLU, then MaxPool2D, run as one step: the feature map between them stays in cache.
 
-Read :mod:`tinycnn.layers.conv` and :mod:`tinycnn.layers.pool` first: this file computes exactly
-what those two layers compute one after the other — the same numbers, bit for bit — only in a
-different order. :class:`tinycnn.Sequential` runs every ``Conv2D(activation="relu")`` directly
-followed by a non-overlapping ``MaxPool2D`` this way; set ``model.fuse = False`` to run the two
-layers separately (the trace tool always does, to show every array).
+Read :mod:`tinycnn.layers.conv` and :mod:`tinycnn.layers.pool` first: this file computes what
+those two layers compute one after the other, only in a different order. :class:`tinycnn.Sequential`
+runs every ``Conv2D(activation="relu")`` directly followed by a non-overlapping ``MaxPool2D`` this
+way; set ``model.fuse = False`` to run the two layers separately (the trace tool always does, to
+show every array). The output and dL/dx are the same bit for bit; ``dW`` and ``db`` add the same
+products in another order, so they differ by float rounding (the tests hold them to 1e-5 in
+float32).
 
 Why bother? In the seed model the convolution's output is ``(128, 26, 26, 32)`` floats, 11 MB per
 batch of 128. Run separately, that array goes to main memory and back four times (written by the
@@ -13,8 +15,14 @@ convolution's). Fused, each chunk of a few images is convolved, pooled and forgo
 in the CPU cache; only the pooled output, four times smaller, and one byte per pooled value (which
 window position held the maximum) are kept for backward.
 
-Two facts make it exact:
+Three facts make it work:
 
+* **The rows of im2col may come in any order**: each output pixel is computed from its own row.
+  We put them in *window-major* order (:func:`tinycnn.fast.window_major`): first the top-left
+  pixel of every pooling window, then the pixel to its right, and so on. The convolution's output
+  then arrives as ``ph·pw`` contiguous blocks, one per window position, and the max pooling is the
+  elementwise max of whole blocks — no strided slices. Backward uses the same order for
+  ``dW = colsᵀ · dz`` (hence the different order of additions).
 * **ReLU commutes with max**: ``max(relu(z₁), …, relu(z₄)) = relu(max(z₁, …, z₄))`` because ReLU
   never changes the order of numbers. So we pool ``z`` first and apply the ReLU to the pooled
   values — a pass over a quarter of the data.
@@ -31,7 +39,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..fast import max_and_first_argmax, parallel_map, route_to_argmax
+from ..fast import max_and_first_argmax, parallel_map, route_to_argmax, window_major
 from .activations import ReLU
 from .conv import Conv2D
 from .pool import MaxPool2D
@@ -45,15 +53,15 @@ class ConvReLUPool:
 
     Forward, for each chunk of a few images (both cores take chunks)::
 
-        z     = cols · W + b                    (images, Ho, Wo, F)   Conv2D's own chunk code
-        m     = max over each window of z       and first = which window position held it
+        z[k]  = cols[k] · W + b                 window position k = i·pw + j; Conv2D's chunk code
+        m     = max_k z[k]                      and first = the first k holding it
         y     = relu(m)                         the step's output: the pooled feature map
 
     Backward, for the same chunks, from ``dy`` = dL/dy::
 
         g     = dy · [y > 0]                    the ReLU's backward, on the pooled gradient
-        dz    = g at each window's ``first`` position, 0 elsewhere     the pooling's backward
-        dW, db, dx  from dz                     Conv2D's own chunk code
+        dz[k] = g where first == k, else 0      the pooling's backward
+        dW, db = colsᵀ · dz, Σ dz               Conv2D's chunk code (dx too, from dz in image order)
     """
 
     can_skip_input_grad = True
@@ -82,10 +90,14 @@ class ConvReLUPool:
         y = np.empty((n, *pool.output_shape), conv.dtype)
         first = np.empty(y.shape, np.uint8)
 
+        windows = pool.pool_size[0] * pool.pool_size[1]
+
         def step(batch):
-            z = self._chunk_buffer("z", batch, conv.output_shape, conv.dtype)
-            conv._linear(x_padded[batch], z)                         # z = cols · W + b
-            max_and_first_argmax(z, pool.pool_size, y[batch], first[batch], self._scratch)
+            images = batch.stop - batch.start
+            z = self._scratch("z", (images, windows, *pool.output_shape), conv.dtype)
+            conv._linear(x_padded[batch], z, pool.pool_size)         # z = cols · W + b, window-major
+            blocks = z.reshape(windows, images, *pool.output_shape)  # blocks[k]: window position k
+            max_and_first_argmax(blocks, y[batch], first[batch], self._scratch)
             np.maximum(y[batch], 0, out=y[batch])                    # relu(max(z)) = max(relu(z))
 
         parallel_map(step, conv._chunks(n))
@@ -104,12 +116,19 @@ class ConvReLUPool:
         pool.check_grad(dy, y.shape)
         dx = conv._input_grad_array(x_padded.shape[0]) if input_grad else None
 
+        windows, pooled = pool.pool_size[0] * pool.pool_size[1], y.shape[1:]
+
         def step(batch):
-            g = np.multiply(dy[batch], y[batch] > 0, out=self._chunk_buffer("g", batch, y.shape[1:], conv.dtype))
-            dz = self._chunk_buffer("dz", batch, conv.output_shape, conv.dtype)
-            route_to_argmax(g, first[batch], pool.pool_size, dz)      # the pooling's backward
-            return conv._backprop(x_padded[batch], dz.reshape(-1, conv.filters),
-                                  dx[batch] if input_grad else None)
+            images = batch.stop - batch.start
+            g = np.multiply(dy[batch], y[batch] > 0, out=self._scratch("g", (images, *pooled), conv.dtype))
+            dz = self._scratch("dz", (images, windows, *pooled), conv.dtype).reshape(windows, images, *pooled)
+            route_to_argmax(g, first[batch], dz)                      # the pooling's backward, window-major
+            dz_rows = dz.reshape(-1, conv.filters)
+            if input_grad:                                            # dx needs dz in image order
+                in_order = self._scratch("dz_in_order", (images, *conv.output_shape), conv.dtype)
+                np.copyto(window_major(in_order, pool.pool_size), dz.reshape(*pool.pool_size, *dz.shape[1:]))
+                conv._input_grad(in_order.reshape(-1, conv.filters), dx[batch])
+            return conv._param_grads(conv._im2col(x_padded[batch], pool.pool_size), dz_rows)
 
         conv._set_grads(parallel_map(step, conv._chunks(x_padded.shape[0])))
         return conv._input_grad_result(dx) if input_grad else None
@@ -120,10 +139,6 @@ class ConvReLUPool:
         size = int(np.prod(shape[1:]))
         flat = self.conv.scratch.get("fused_" + name, (self.conv._chunk_images * size,), dtype)
         return flat[:shape[0] * size].reshape(shape)
-
-    def _chunk_buffer(self, name, batch, shape, dtype):
-        """:meth:`_scratch` for the images of ``batch`` (a slice), each of ``shape``."""
-        return self._scratch(name, (batch.stop - batch.start, *shape), dtype)
 
     def __repr__(self):
         return f"ConvReLUPool({self.conv!r}, {self.pool!r})"
