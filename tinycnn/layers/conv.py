@@ -232,13 +232,8 @@ class Conv2D(Layer):
         return chunks(n, self._chunk_images)
 
     def _chunk_buffer(self, name):
-        """``shape -> reused array`` for one chunk: cut from a buffer sized for the largest chunk,
-        so that chunks of 10 and 11 images share one allocation."""
-        def cut(shape):
-            per_image = int(np.prod(shape[1:]))
-            flat = self.scratch.get(name, (self._chunk_images * per_image,), self.dtype)
-            return flat[:shape[0] * per_image].reshape(shape)
-        return cut
+        """``shape -> reused array`` for one chunk (see :meth:`tinycnn.fast.Scratch.cut`)."""
+        return lambda shape: self.scratch.cut(name, shape, self.dtype)
 
     def _buffer(self, name):
         """``shape -> reused array``: this layer's scratch buffer ``name`` for the calling thread."""

@@ -120,9 +120,10 @@ class ConvReLUPool:
 
         def step(batch):
             images = batch.stop - batch.start
-            g = np.multiply(dy[batch], y[batch] > 0, out=self._scratch("g", (images, *pooled), conv.dtype))
+            positive = np.greater(y[batch], 0, out=self._scratch("positive", (images, *pooled), np.bool_))
+            g = np.multiply(dy[batch], positive, out=self._scratch("g", (images, *pooled), conv.dtype))
             dz = self._scratch("dz", (images, windows, *pooled), conv.dtype).reshape(windows, images, *pooled)
-            route_to_argmax(g, first[batch], dz)                      # the pooling's backward, window-major
+            route_to_argmax(g, first[batch], dz, self._scratch)       # the pooling's backward, window-major
             dz_rows = dz.reshape(-1, conv.filters)
             if input_grad:                                            # dx needs dz in image order
                 in_order = self._scratch("dz_in_order", (images, *conv.output_shape), conv.dtype)
@@ -134,11 +135,8 @@ class ConvReLUPool:
         return conv._input_grad_result(dx) if input_grad else None
 
     def _scratch(self, name, shape, dtype):
-        """A reused array of ``shape = (images, ...)``, cut from a buffer sized for the largest
-        chunk: chunks of 10 and 11 images share one allocation."""
-        size = int(np.prod(shape[1:]))
-        flat = self.conv.scratch.get("fused_" + name, (self.conv._chunk_images * size,), dtype)
-        return flat[:shape[0] * size].reshape(shape)
+        """A reused array for one chunk (see :meth:`tinycnn.fast.Scratch.cut`)."""
+        return self.conv.scratch.cut("fused_" + name, shape, dtype)
 
     def __repr__(self):
         return f"ConvReLUPool({self.conv!r}, {self.pool!r})"
