@@ -199,3 +199,24 @@ def test_errors_name_the_step():
     overlapping.build(conv.output_shape)
     with pytest.raises(ValueError, match="cannot be fused"):
         ConvReLUPool(conv, overlapping)
+
+
+def test_backward_after_an_inference_forward_finds_the_winners_itself():
+    """``predict`` skips recording which window position won; a backward after such a forward
+    (a saliency map after ``model(x)``) recomputes it and gives the training-mode gradients."""
+    conv, max_pool = pair((10, 10, 2), 3, 3, "same", 2, seed=4)
+    step = ConvReLUPool(conv, max_pool)
+    rng = np.random.default_rng(8)
+    x = np.round(rng.standard_normal((3, 10, 10, 2))).astype(np.float32)     # ties
+    dy = rng.standard_normal((3, 5, 5, 3)).astype(np.float32)
+    results = []
+    for training in (True, False):
+        y = step.forward(x, training=training)
+        assert (step._cache[2] is None) == (not training)
+        dx = step.backward(dy)
+        results.append((y, dx, {k: g.copy() for k, g in conv.grads.items()}))
+    (ya, dxa, ga), (yb, dxb, gb) = results
+    np.testing.assert_array_equal(ya, yb)
+    np.testing.assert_array_equal(dxa, dxb)
+    for key in ga:
+        np.testing.assert_array_equal(ga[key], gb[key])

@@ -400,10 +400,11 @@ def route_to_first_max(dy, x_padded, y, pool, strides, dx_padded) -> np.ndarray:
     return dx_padded
 
 
-def max_and_first_argmax(blocks: np.ndarray, y: np.ndarray, first: np.ndarray, buffer_of) -> None:
+def max_and_first_argmax(blocks: np.ndarray, y: np.ndarray, first, buffer_of) -> None:
     """Max pooling over window-major blocks (:func:`window_major`): ``blocks[k]`` holds window
     position ``k`` (row-major, ``k = i·pw + j``) of every window. Writes ``y`` = the max over
-    ``k``, and ``first`` (uint8) = the first ``k`` holding it (TensorFlow's rule on ties)::
+    ``k``, and ``first`` (uint8; skipped if None) = the first ``k`` holding it (TensorFlow's rule
+    on ties)::
 
         found[k] = the max is in one of blocks 0 … k          (a running "or" of blocks[k] == y)
         first    = (K − 1) − Σ_{k < K−1} found[k]             (the positions before the first max)
@@ -414,6 +415,8 @@ def max_and_first_argmax(blocks: np.ndarray, y: np.ndarray, first: np.ndarray, b
     """
     k = len(blocks)
     np.maximum.reduce(blocks, axis=0, out=y)
+    if first is None:
+        return
     if k == 1:
         first.fill(0)
         return

@@ -83,13 +83,22 @@ class ConvReLUPool:
                 and pool.input_shape == conv.output_shape)
 
     def forward(self, x, training=True):
+        """The pooled feature map. In training mode it also records, for backward, which window
+        position held each maximum; inference (``training=False``, as in ``predict``) skips that."""
         conv, pool = self.conv, self.pool
         x = conv.check_input(x)
-        n = x.shape[0]
         x_padded = conv._pad(x)
-        y = np.empty((n, *pool.output_shape), conv.dtype)
-        first = np.empty(y.shape, np.uint8)
+        y = np.empty((x.shape[0], *pool.output_shape), conv.dtype)
+        first = np.empty(y.shape, np.uint8) if training else None
+        self._convolve_and_pool(x_padded, y, first)
+        for layer in (conv, conv.activation, pool):   # their own caches would be stale: this step has the data
+            layer._cache = None
+        self._cache = (x_padded, y, first)
+        return y
 
+    def _convolve_and_pool(self, x_padded, y, first):
+        """Fill ``y`` (and ``first``, unless None), a chunk of images at a time."""
+        conv, pool = self.conv, self.pool
         windows = pool.pool_size[0] * pool.pool_size[1]
 
         def step(batch):
@@ -97,14 +106,10 @@ class ConvReLUPool:
             z = self._scratch("z", (images, windows, *pool.output_shape), conv.dtype)
             conv._linear(x_padded[batch], z, pool.pool_size)         # z = cols · W + b, window-major
             blocks = z.reshape(windows, images, *pool.output_shape)  # blocks[k]: window position k
-            max_and_first_argmax(blocks, y[batch], first[batch], self._scratch)
+            max_and_first_argmax(blocks, y[batch], None if first is None else first[batch], self._scratch)
             np.maximum(y[batch], 0, out=y[batch])                    # relu(max(z)) = max(relu(z))
 
-        parallel_map(step, conv._chunks(n))
-        for layer in (conv, conv.activation, pool):   # their own caches would be stale: this step has the data
-            layer._cache = None
-        self._cache = (x_padded, y, first)
-        return y
+        parallel_map(step, conv._chunks(x_padded.shape[0]))
 
     def backward(self, dy, input_grad=True):
         """dL/dy → dL/dx (None with ``input_grad=False``); fills ``conv.grads``."""
@@ -114,6 +119,10 @@ class ConvReLUPool:
             raise CallOrderError(f"{self.name}: backward called before forward")
         x_padded, y, first = self._cache
         pool.check_grad(dy, y.shape)
+        if first is None:         # the forward ran in inference mode: find the winning positions now
+            first = np.empty(y.shape, np.uint8)
+            self._convolve_and_pool(x_padded, np.empty_like(y), first)
+            self._cache = (x_padded, y, first)
         dx = conv._input_grad_array(x_padded.shape[0]) if input_grad else None
 
         windows, pooled = pool.pool_size[0] * pool.pool_size[1], y.shape[1:]
