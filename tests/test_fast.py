@@ -160,9 +160,11 @@ def _expected_flops_per_step(model, batch):
     for i, layer in enumerate(model.layers):
         if isinstance(layer, tc.Conv2D):
             ho, wo, f = layer.output_shape
-            rows, k = batch * ho * wo, layer.fan_in
-            total += 2 * rows * k * f * (2 if i == 0 else 3)        # z, dW (, dcols)
-            total += 2 * rows * f if layer.use_bias else 0           # db = 1ᵀ·dz
+            h, w, c = layer.input_shape
+            rows, k = batch * ho * wo, layer.fan_in + layer.use_bias  # [1, cols]: the bias's column of ones
+            total += 2 * rows * k * f * 2                            # z = [1, cols]·[b; W], [db; dW] = [1, cols]ᵀ·dz
+            if i > 0:                                                # dx = im2col(pad(dz))·flip(W) (stride 1)
+                total += 2 * (batch * h * w) * (layer.kernel_size[0] * layer.kernel_size[1] * f) * c
         elif isinstance(layer, tc.Dense):
             k, f = layer.params["kernel"].shape
             total += 2 * batch * k * f * (2 if i == 0 else 3)

@@ -1,6 +1,6 @@
 """The fused Conv2D(relu) → MaxPool2D step (tinycnn.layers.fused) computes what the two layers
 compute one after the other — the output and dL/dx bit for bit, dW and db up to the order of their
-additions — on one core or two, and the model uses it only where it applies."""
+additions (to float rounding) — on one core or two, and the model uses it only where it applies."""
 
 import numpy as np
 import pytest
@@ -46,8 +46,9 @@ def relative_error(a, b):
     return float(np.max(np.abs(a - b)) / max(np.max(np.abs(a)), np.finfo(a.dtype).tiny))
 
 
-# dW and db sum the same products in another order (window position first): float rounding only
-SUM_ORDER_TOL = {np.dtype(np.float32): 1e-5, np.dtype(np.float64): 1e-13}
+# dW and db sum the same products in another order (window position first): float rounding only,
+# which in float32 can reach 1e-5 of the largest entry when a sum of many terms cancels
+SUM_ORDER_TOL = {np.dtype(np.float32): 1e-4, np.dtype(np.float64): 1e-12}
 
 
 def assert_same(a, b):
@@ -158,7 +159,7 @@ def test_a_model_fused_or_not_computes_the_same(make, cores):
     np.testing.assert_array_equal(logits_a, logits_b)
     for name in grads_a:
         if name.startswith("conv2d"):
-            assert relative_error(grads_a[name], grads_b[name]) < 1e-5, name
+            assert relative_error(grads_a[name], grads_b[name]) < 1e-4, name
         else:
             np.testing.assert_array_equal(grads_a[name], grads_b[name])
     for a, b in zip(weights_a, weights_b):

@@ -244,7 +244,8 @@ def pad_into(x: np.ndarray, pads, buffer_of, value=0.0) -> np.ndarray:
     return out
 
 
-def im2col_into(x_padded: np.ndarray, kernel, strides, buffer: np.ndarray, pool=None) -> np.ndarray:
+def im2col_into(x_padded: np.ndarray, kernel, strides, buffer: np.ndarray, pool=None,
+                ones: bool = False) -> np.ndarray:
     """:func:`tinycnn.im2col.im2col` written into (the start of) a reused flat ``buffer``.
 
     Returns the ``(N·Ho·Wo, kh·kw·C)`` matrix. The window view costs nothing; the copy into the
@@ -255,21 +256,26 @@ def im2col_into(x_padded: np.ndarray, kernel, strides, buffer: np.ndarray, pool=
     multiplies a transposed matrix just as fast.
 
     ``pool=(ph, pw)`` puts the rows in *window-major* order for a max pooling that follows (see
-    :func:`window_major`).
+    :func:`window_major`). ``ones=True`` adds a first column of ones: then ``[1, cols] · [b; W]``
+    is ``cols · W + b`` in one product — the bias is the weight of an input that is always 1 —
+    and ``[1, cols]ᵀ · dz`` gives ``Σ dz = db`` as its first row, next to ``dW``.
     """
     win = windows(x_padded, kernel, strides)                     # (N, Ho, Wo, kh, kw, C)
     if pool is not None:
         win = window_major(win, pool)
     *row_dims, kh, kw, c = win.shape
-    rows, columns = int(np.prod(row_dims)), kh * kw * c
+    rows, columns, extra = int(np.prod(row_dims)), kh * kw * c, int(ones)
     if c >= 4:
-        out = buffer[:rows * columns].reshape(rows, columns)
-        np.copyto(out.reshape(win.shape), win)
-        return out
-    k = len(row_dims)
-    out_t = buffer[:rows * columns].reshape(kh, kw, c, *row_dims)
-    np.copyto(out_t, win.transpose(k, k + 1, k + 2, *range(k)))
-    return out_t.reshape(columns, rows).T
+        out = buffer[:rows * (extra + columns)].reshape(rows, extra + columns)
+        np.copyto(out[:, extra:].reshape(win.shape), win)
+    else:
+        k = len(row_dims)
+        out_t = buffer[:rows * (extra + columns)].reshape(extra + columns, rows)
+        np.copyto(out_t[extra:].reshape(kh, kw, c, *row_dims), win.transpose(k, k + 1, k + 2, *range(k)))
+        out = out_t.T
+    if ones:
+        out[:, 0] = 1
+    return out
 
 
 def window_major(win: np.ndarray, pool) -> np.ndarray:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import initializers, regularizers
-from ..fast import chunks, column_sums, im2col_into, images_per_chunk, matmul, pad_into, parallel_map
+from ..fast import chunks, im2col_into, images_per_chunk, matmul, pad_into, parallel_map
 from ..im2col import col2im, padding_amounts, unpad
 from .activations import ReLU, make_activation
 from .base import Layer, as_pair, check_choice, window_output_hw
@@ -104,8 +104,10 @@ class Conv2D(Layer):
         z = np.empty((n, ho, wo, f), self.dtype)
         relu_here = self.fuse_relu and isinstance(self.activation, ReLU)
 
+        weights = self._weights()
+
         def convolve(batch):                           # a few images, on whichever core is free
-            z_rows = self._linear(x_padded[batch], z[batch])    # z = cols · W + b
+            z_rows = self._linear(x_padded[batch], z[batch], weights)    # z = cols · W + b
             if relu_here:                              # ReLU now, while these rows are in cache
                 np.maximum(z_rows, 0, out=z_rows)
 
@@ -148,17 +150,20 @@ class Conv2D(Layer):
         """``im2col.pad(x, self.pads)``, into a buffer reused by every batch."""
         return pad_into(x, self.pads, self._buffer("x_padded"))
 
-    def _linear(self, x_padded, out, pool=None):
+    def _linear(self, x_padded, out, weights, pool=None):
         """``out = im2col(x_padded) · W + b`` for a few images; returns ``out`` as rows ``(images·Ho·Wo, F)``.
 
+        With a bias, the im2col matrix starts with a column of ones and ``weights`` (from
+        :meth:`_weights`) with the bias row: ``[1, cols] · [b; W]`` — the same sum in one product.
         ``pool=(ph, pw)``: the rows in window-major order (:func:`tinycnn.fast.window_major`).
         """
-        cols = self._im2col(x_padded, pool)            # (images·Ho·Wo, kh·kw·C_in)
-        rows = out.reshape(-1, self.filters)
-        matmul(cols, self.params["kernel"].reshape(self.fan_in, self.filters), out=rows)
-        if self.use_bias:
-            rows += self.params["bias"]
-        return rows
+        cols = self._im2col(x_padded, pool)            # (images·Ho·Wo, [1 +] kh·kw·C_in)
+        return matmul(cols, weights, out=out.reshape(-1, self.filters))
+
+    def _weights(self):
+        """The matrix the im2col rows multiply: ``[b; W]`` with a bias, else ``W`` (see :meth:`_linear`)."""
+        kernel = self.params["kernel"].reshape(self.fan_in, self.filters)
+        return np.concatenate([self.params["bias"][None], kernel]) if self.use_bias else kernel
 
     def _backprop(self, x_padded, dz_rows, dx):
         """Backward for a few images, from ``dz_rows`` = dL/dz as rows ``(images·Ho·Wo, F)``.
@@ -171,8 +176,9 @@ class Conv2D(Layer):
         return self._param_grads(self._im2col(x_padded), dz_rows)
 
     def _param_grads(self, cols, dz_rows):
-        """A chunk's shares of ``dW = colsᵀ · dz`` and ``db = Σ_rows dz`` (rows in any order, the same in both)."""
-        return matmul(cols.T, dz_rows), column_sums(dz_rows) if self.use_bias else None
+        """A chunk's share of ``[db; dW] = [1, cols]ᵀ · dz`` (``dW = colsᵀ · dz`` without a bias;
+        rows in any order, the same in both)."""
+        return matmul(cols.T, dz_rows)
 
     def _input_grad(self, dz_rows, dx):
         """dL/dx of a few images into ``dx``, from ``dz_rows`` in image order."""
@@ -214,16 +220,17 @@ class Conv2D(Layer):
         return dx if self.strides == (1, 1) else unpad(dx, self.pads)
 
     def _set_grads(self, shares):
-        """``grads`` = the sums of the chunks' ``(dW, db)`` shares."""
-        self.grads["kernel"] = sum(dw for dw, _ in shares).reshape(self.params["kernel"].shape)
+        """``grads`` = the sum of the chunks' shares of ``[db; dW]`` (or ``dW``)."""
+        total = sum(shares)
         if self.use_bias:
-            self.grads["bias"] = sum(db for _, db in shares)
+            self.grads["bias"], total = total[0], total[1:]
+        self.grads["kernel"] = total.reshape(self.params["kernel"].shape)
 
     def _im2col(self, x_padded, pool=None):
         """``im2col.im2col(x_padded, ...)``, written into a buffer reused by every chunk and batch."""
         ho, wo, _ = self.output_shape
-        buffer = self._buffer("cols")((self._chunk_images * ho * wo * self.fan_in,))
-        return im2col_into(x_padded, self.kernel_size, self.strides, buffer, pool)
+        buffer = self._buffer("cols")((self._chunk_images * ho * wo * (self.use_bias + self.fan_in),))
+        return im2col_into(x_padded, self.kernel_size, self.strides, buffer, pool, ones=self.use_bias)
 
     def _chunks(self, n):
         """Slices of the batch, ``self._chunk_images`` images each (see :func:`tinycnn.fast.chunks`)."""

@@ -99,12 +99,12 @@ class ConvReLUPool:
     def _convolve_and_pool(self, x_padded, y, first):
         """Fill ``y`` (and ``first``, unless None), a chunk of images at a time."""
         conv, pool = self.conv, self.pool
-        windows = pool.pool_size[0] * pool.pool_size[1]
+        windows, weights = pool.pool_size[0] * pool.pool_size[1], conv._weights()
 
         def step(batch):
             images = batch.stop - batch.start
             z = self._scratch("z", (images, windows, *pool.output_shape), conv.dtype)
-            conv._linear(x_padded[batch], z, pool.pool_size)         # z = cols · W + b, window-major
+            conv._linear(x_padded[batch], z, weights, pool.pool_size)   # z = cols · W + b, window-major
             blocks = z.reshape(windows, images, *pool.output_shape)  # blocks[k]: window position k
             max_and_first_argmax(blocks, y[batch], None if first is None else first[batch], self._scratch)
             np.maximum(y[batch], 0, out=y[batch])                    # relu(max(z)) = max(relu(z))
