@@ -570,6 +570,7 @@ def run_configuration(model_name: str, data: dict, batch_size: int, *, timed_epo
         timed = r["epoch_seconds"][1:]
         r["first_epoch_seconds"] = r["epoch_seconds"][0]
         r["median_epoch_seconds"] = float(np.median(timed))
+        r["best_epoch_seconds"] = float(np.min(timed))
         r["cpu_cores_used"] = float(np.sum(r["epoch_cpu_seconds"][1:]) / np.sum(timed))
         r["others_cores_max"] = float(max(r["epoch_others_cores"][1:]))
         r["samples_per_second"] = n / r["median_epoch_seconds"]
@@ -609,6 +610,7 @@ def run_configuration(model_name: str, data: dict, batch_size: int, *, timed_epo
             "timed_epochs": timed_epochs, "params": tc_model.count_params(), "flops": flops,
             "keras_jit_compile": bool(getattr(k_model, "jit_compile", False)),
             "time_ratio_tinycnn_over_keras": res["tinycnn"]["median_epoch_seconds"] / res["keras"]["median_epoch_seconds"],
+            "best_time_ratio_tinycnn_over_keras": res["tinycnn"]["best_epoch_seconds"] / res["keras"]["best_epoch_seconds"],
             "predict_ratio_tinycnn_over_keras": res["keras"]["predict_samples_per_second"]
             / res["tinycnn"]["predict_samples_per_second"],
             "agreement": agreement, "tinycnn": res["tinycnn"], "keras": res["keras"]}
@@ -689,6 +691,13 @@ TARGETS = {  # issue 5, on PneumoniaMNIST: (model, batch) -> largest acceptable 
 MATMUL_SHARE_TARGET = 0.5   # the deeper model's training GFLOP/s as a share of the matmul rate
 
 
+def best_ratio(config: dict) -> float:
+    """tinycnn's fastest timed epoch over Keras's fastest (computed for JSON files that predate it)."""
+    if "best_time_ratio_tinycnn_over_keras" in config:
+        return config["best_time_ratio_tinycnn_over_keras"]
+    return min(config["tinycnn"]["epoch_seconds"][1:]) / min(config["keras"]["epoch_seconds"][1:])
+
+
 def targets_table(doc: dict) -> list[str]:
     """The issue's targets with what this run measured: met, or missed and by how much."""
     rate = doc["matmul"]["gflops"]
@@ -699,12 +708,15 @@ def targets_table(doc: dict) -> list[str]:
     def verdict(ok, miss):
         return "**met**" if ok else f"missed by {miss}"
 
-    lines = ["**Targets** (PneumoniaMNIST, this run; ratio = tinycnn / Keras, time per training epoch)", "",
-             "| target | measured | verdict |", "|---|--:|---|"]
+    lines = ["**Targets** (PneumoniaMNIST, this run; ratio = tinycnn / Keras, time per training epoch: the "
+             "medians of the timed epochs decide; the ratio of each framework's fastest epoch is shown "
+             "beside it, because Keras's epoch times are bimodal on this machine)", "",
+             "| target | measured | fastest epochs | verdict |", "|---|--:|--:|---|"]
     for (model, batch), limit in TARGETS.items():
         if (model, batch) in configs:
             r = configs[(model, batch)]["time_ratio_tinycnn_over_keras"]
             lines.append(f"| {model} model, batch {batch}: training time ratio ≤ {limit} | {r:.2f} "
+                         f"| {best_ratio(configs[(model, batch)]):.2f} "
                          f"| {verdict(r <= limit, f'{r - limit:.2f} ({100 * (r / limit - 1):.0f} % slower than the target)')} |")
     for model in ("seed", "deeper"):
         rows = [c for (m, _), c in configs.items() if m == model]
@@ -712,19 +724,19 @@ def targets_table(doc: dict) -> list[str]:
             worst = min(c["tinycnn"]["predict_samples_per_second"] / c["keras"]["predict_samples_per_second"]
                         for c in rows)
             lines.append(f"| {model} model: predict (batch 256) images/s ≥ Keras's | {worst:.2f}× Keras "
-                         f"(worst of {len(rows)} runs) | {verdict(worst >= 1, f'{100 * (1 - worst):.0f} %')} |")
+                         f"(worst of {len(rows)} runs) | — | {verdict(worst >= 1, f'{100 * (1 - worst):.0f} %')} |")
     with_memory = [c for c in configs.values() if "memory" in c["tinycnn"] and "memory" in c["keras"]]
     if with_memory:
         worst = max(c["tinycnn"]["memory"]["peak_bytes"] / c["keras"]["memory"]["peak_bytes"] for c in with_memory)
         lines.append(f"| peak memory of a training run ≤ Keras's | {worst:.2f}× Keras (largest of "
-                     f"{len(with_memory)}) | {verdict(worst <= 1, f'{100 * (worst - 1):.0f} %')} |")
+                     f"{len(with_memory)}) | — | {verdict(worst <= 1, f'{100 * (worst - 1):.0f} %')} |")
     deeper = [c for (m, _), c in configs.items() if m == "deeper"]
     if deeper:
         best = max(deeper, key=lambda c: c["tinycnn"]["train_gflops"])
         share = best["tinycnn"]["train_gflops"] / rate
         lines.append(f"| deeper model: training ≥ {100 * MATMUL_SHARE_TARGET:.0f} % of the matmul rate "
                      f"| {100 * share:.0f} % (batch {best['batch_size']}: {best['tinycnn']['train_gflops']:.0f} "
-                     f"of {rate:.0f} GFLOP/s) | {verdict(share >= MATMUL_SHARE_TARGET, f'{100 * (MATMUL_SHARE_TARGET - share):.0f} points')} |")
+                     f"of {rate:.0f} GFLOP/s) | — | {verdict(share >= MATMUL_SHARE_TARGET, f'{100 * (MATMUL_SHARE_TARGET - share):.0f} points')} |")
     return lines + [""]
 
 
@@ -761,14 +773,15 @@ def markdown(doc: dict) -> str:
              "the most cores other processes used during any timed epoch of the row)",
              "",
              "| model | dataset | batch | tinycnn s/epoch | Keras s/epoch | ratio tinycnn/Keras "
-             "| tinycnn img/s | Keras img/s | tinycnn GFLOP/s | Keras GFLOP/s | first epoch tinycnn / Keras (s) "
-             "| others' CPU (cores, max) |",
-             "|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|"]
+             "| ratio of the fastest epochs | tinycnn img/s | Keras img/s | tinycnn GFLOP/s | Keras GFLOP/s "
+             "| first epoch tinycnn / Keras (s) | others' CPU (cores, max) |",
+             "|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|"]
     for c in doc["configs"]:
         t, k = c["tinycnn"], c["keras"]
         lines.append(
             f"| {c['model']} | {c['dataset']} | {c['batch_size']} | {t['median_epoch_seconds']:.2f} "
-            f"| {k['median_epoch_seconds']:.2f} | **{c['time_ratio_tinycnn_over_keras']:.1f}×** "
+            f"| {k['median_epoch_seconds']:.2f} | **{c['time_ratio_tinycnn_over_keras']:.2f}×** "
+            f"| {best_ratio(c):.2f}× "
             f"| {t['samples_per_second']:.0f} | {k['samples_per_second']:.0f} "
             f"| {t['train_gflops']:.1f} ({100 * t['train_gflops'] / rate:.0f} %) "
             f"| {k['train_gflops']:.1f} ({100 * k['train_gflops'] / rate:.0f} %) "
