@@ -76,9 +76,70 @@ def test_matmul_equals_numpy(cores, shape, monkeypatch):
     np.testing.assert_allclose(fast.matmul(b.T, a.T), b.T @ a.T, rtol=1e-5, atol=1e-5)  # transposed views
 
 
-def test_column_sums_and_all_finite():
+def test_long_thin_products_summed_in_blocks_equal_numpy(cores):
+    """A first layer's [db; dW] = [1, cols]ᵀ · dz: 10 × 32, summed over ~10 000 rows in blocks."""
+    rng = np.random.default_rng(2)
+    a = rng.standard_normal((10, 3 * fast.LONG_K_BLOCK + 17))
+    b = rng.standard_normal((a.shape[1], 32))
+    assert a.shape[0] * b.shape[1] <= fast.SMALL_OUTPUT and a.shape[1] > 2 * fast.LONG_K_BLOCK
+    np.testing.assert_allclose(fast.matmul(a, b), a @ b, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(fast.matmul(a.astype(np.float32), b.astype(np.float32)), a @ b, rtol=1e-4, atol=1e-3)
+
+
+def test_scratch_cut_shares_one_growing_buffer():
+    scratch = fast.Scratch()
+    big = scratch.cut("z", (11, 3, 4), np.float32)
+    small = scratch.cut("z", (10, 3, 4), np.float32)
+    assert small.shape == (10, 3, 4) and np.shares_memory(big, small)        # no new allocation
+    bigger = scratch.cut("z", (12, 3, 4), np.float32)
+    assert bigger.shape == (12, 3, 4) and not np.shares_memory(big, bigger)  # grew
+    assert scratch.cut("z", (2, 2), np.float64).dtype == np.float64
+
+
+@settings(max_examples=30, deadline=None)
+@given(n=st.integers(1, 3), ho=st.integers(1, 3), wo=st.integers(1, 3), c=st.integers(1, 5),
+       ph=st.integers(1, 3), pw=st.integers(1, 3), k=st.integers(1, 3), ones=st.booleans(),
+       seed=st.integers(0, 2**16))
+def test_window_major_im2col_is_im2col_with_reordered_rows(n, ho, wo, c, ph, pw, k, ones, seed):
+    """Row (i, j, image, r, s) of the window-major matrix is the plain im2col row of output pixel
+    (image, r·ph + i, s·pw + j); with ``ones`` a first column of ones comes before it."""
+    h, w = ho * ph + k - 1, wo * pw + k - 1                       # "valid": output (ho·ph, wo·pw)
+    x = np.random.default_rng(seed).standard_normal((n, h, w, c)).astype(np.float32)
+    plain = im2col(x, (k, k), (1, 1)).reshape(n, ho * ph, wo * pw, -1)
+    expected = np.stack([plain[:, i::ph, j::pw].reshape(-1, plain.shape[-1])
+                         for i in range(ph) for j in range(pw)]).reshape(-1, plain.shape[-1])
+    if ones:
+        expected = np.concatenate([np.ones((len(expected), 1), np.float32), expected], axis=1)
+    buffer = np.full(expected.size + 5, np.nan, np.float32)
+    got = fast.im2col_into(x, (k, k), (1, 1), buffer, pool=(ph, pw), ones=ones)
+    np.testing.assert_array_equal(got, expected)
+
+
+@settings(max_examples=30, deadline=None)
+@given(positions=st.integers(1, 6), n=st.integers(1, 40), levels=st.integers(1, 4), seed=st.integers(0, 2**16))
+def test_max_and_first_argmax_and_routing_match_numpy(positions, n, levels, seed):
+    """np.argmax returns the first maximum, as TensorFlow's pooling does: an independent oracle.
+    Few distinct levels make ties common."""
+    rng = np.random.default_rng(seed)
+    blocks = rng.integers(0, levels, (positions, n, 3)).astype(np.float32)
+    y, first = np.empty((n, 3), np.float32), np.empty((n, 3), np.uint8)
+    scratch = fast.Scratch()
+    fast.max_and_first_argmax(blocks, y, first, scratch.get)
+    np.testing.assert_array_equal(y, blocks.max(axis=0))
+    np.testing.assert_array_equal(first, np.argmax(blocks, axis=0))
+    g = rng.standard_normal((n, 3)).astype(np.float32)
+    routed = np.full(blocks.shape, np.nan, np.float32)
+    fast.route_to_argmax(g, first, routed, scratch.get)
+    expected = np.zeros_like(blocks)
+    np.put_along_axis(expected, np.argmax(blocks, axis=0)[None], g[None], axis=0)
+    np.testing.assert_array_equal(routed, expected)
+    y_only = np.empty_like(y)
+    fast.max_and_first_argmax(blocks, y_only, None, scratch.get)           # inference: no argmax
+    np.testing.assert_array_equal(y_only, y)
+
+
+def test_all_finite():
     a = np.random.default_rng(1).standard_normal((1000, 7))
-    np.testing.assert_allclose(fast.column_sums(a), a.sum(axis=0), rtol=1e-12, atol=1e-12)
     assert fast.all_finite(a)
     huge = np.full(10, 3e38, np.float32)                      # finite, but its sum overflows
     assert fast.all_finite(huge)

@@ -3,7 +3,8 @@
 The layers in :mod:`tinycnn.layers` say *what* they compute in a few lines. The helpers below do the
 parts where the straightforward NumPy spelling wastes time, and the comment on each says what it
 saves. None of them changes what is computed, only the order of some additions (a weight gradient
-summed chunk by chunk rounds a little differently from one big sum): the loop reference
+summed chunk by chunk rounds a little differently from one big sum; the bias enters the product as
+the weight of a column of ones): the loop reference
 (:mod:`tinycnn.reference`), the gradient checks and the Keras parity tests hold the fast layers to
 the same results, to float rounding.
 
@@ -15,6 +16,10 @@ Where the time goes in a small CNN on a CPU (run ``tinycnn bench --profile`` to 
   ``(128, 28, 28, 32)`` float32 batch (13 MB) takes about a millisecond — as long as tens of
   millions of multiply-adds in BLAS — so the tricks here are all about *fewer passes*, *both
   cores*, and *no new memory* where memory can be reused.
+
+The biggest saving of passes spans two layers, a convolution with its ReLU and the max pooling
+after it; it lives in :mod:`tinycnn.layers.fused` and uses the pooling helpers at the end of this
+file (:func:`window_major`, :func:`max_and_first_argmax`, :func:`route_to_argmax`).
 """
 
 from __future__ import annotations
@@ -47,6 +52,8 @@ def _cores() -> int:
 CORES = _cores()
 # Waking a thread and waiting for it costs ~40–90 µs on this kind of machine, so only work worth
 # a few hundred µs per core is split: a pass over this many elements, or this many multiply-adds.
+# The same wait hits every NumPy call a thread makes while the other thread holds the GIL (each
+# call holds it while it sets up), so code that runs on both cores at once makes few, large calls.
 MIN_ELEMENTS = 1 << 19
 MIN_FLOPS = 1 << 23
 _pool: ThreadPoolExecutor | None = None
@@ -322,15 +329,6 @@ def chunks(n: int, size: int):
     if count > 1 and count % 2:
         count = min(count + 1, n)
     return [slice(n * i // count, n * (i + 1) // count) for i in range(count)]
-
-
-def column_sums(a: np.ndarray) -> np.ndarray:
-    """``a.sum(axis=0)`` for a tall 2-D array, as the matrix-vector product ``1ᵀ · a``.
-
-    NumPy sums a column at a time along a strided axis; BLAS's matrix-vector product reads the
-    array once, row by row — several times faster for a bias gradient over 100 000 rows.
-    """
-    return matmul(np.ones((1, a.shape[0]), a.dtype), a)[0]
 
 
 def window_slices(x: np.ndarray, pool, strides, out_hw):

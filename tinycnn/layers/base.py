@@ -162,7 +162,20 @@ class Layer:
 
     def cached(self):
         """What the last ``forward`` stored for ``backward`` (an error if there was none)."""
-        if self._cache is None:
+        if self._cache is None or isinstance(self._cache, RanFused):
             from ..safety import CallOrderError
+            if isinstance(self._cache, RanFused):
+                raise CallOrderError(
+                    f"{self.label}: its last forward pass ran inside the fused step '{self._cache.step}', which "
+                    "keeps what backward needs itself; call the model's backward, or set model.fuse = False "
+                    "to run the layers one by one")
             raise CallOrderError(f"{self.label}: backward called before forward")
         return self._cache
+
+
+class RanFused:
+    """What a layer's cache holds after the model ran it inside a fused step
+    (:mod:`tinycnn.layers.fused`): nothing its own ``backward`` could use."""
+
+    def __init__(self, step: str):
+        self.step = step

@@ -44,8 +44,11 @@ class Conv2D(Layer):
     How it runs fast without changing those formulas (the helpers are in :mod:`tinycnn.fast`): the
     batch goes through in chunks of a few images, on both CPU cores — each chunk's im2col rows are
     built, multiplied and used while they are still in the CPU cache — and a ReLU activation is
-    applied (forward and backward) chunk by chunk too. ``dW`` and ``db`` are the sums of the chunks'
-    shares. The first layer of a model skips ``dx``: nobody needs dL/d(images).
+    applied (forward and backward) chunk by chunk too. The bias rides in the product: im2col gets a
+    first column of ones and the weights a first row ``b``, so ``[1, cols] · [b; W] = cols · W + b``
+    and ``[1, cols]ᵀ · dz = [db; dW]``. ``dW`` and ``db`` are the sums of the chunks' shares. The
+    first layer of a model skips ``dx``: nobody needs dL/d(images). A ``MaxPool2D`` right after a
+    ReLU convolution is usually run together with it, by :mod:`tinycnn.layers.fused`.
 
     Parameters
     ----------

@@ -41,6 +41,7 @@ import numpy as np
 
 from ..fast import max_and_first_argmax, parallel_map, route_to_argmax, window_major
 from .activations import ReLU
+from .base import RanFused
 from .conv import Conv2D
 from .pool import MaxPool2D
 
@@ -92,7 +93,7 @@ class ConvReLUPool:
         first = np.empty(y.shape, np.uint8) if training else None
         self._convolve_and_pool(x_padded, y, first)
         for layer in (conv, conv.activation, pool):   # their own caches would be stale: this step has the data
-            layer._cache = None
+            layer._cache = RanFused(self.name)
         self._cache = (x_padded, y, first)
         return y
 
