@@ -113,3 +113,17 @@ def test_quick_run_on_real_pneumoniamnist(bench, medmnist_dir, tmp_path):
     assert f"| {ratio:.2f} | {best:.2f} |" in target_row
     assert ("**met**" in target_row) == (ratio <= bench.TARGETS[("seed", 32)])
     assert doc["markdown"] == text[text.index(bench.MARK_BEGIN):text.index(bench.MARK_END) + len(bench.MARK_END)] + "\n"
+
+
+def test_fusion_ab_script_times_both_settings_on_real_data(medmnist_dir, capsys):
+    """benchmarks/fusion_ab.py: one model, one batch size, one short round of each setting."""
+    spec = importlib.util.spec_from_file_location("fusion_ab", REPO / "benchmarks" / "fusion_ab.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    assert module.main(["--models", "seed", "--batch-sizes", "16", "--rounds", "2", "--steps", "2",
+                        "--data", str(medmnist_dir)]) == 0
+    row = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| seed | 16 |")]
+    assert len(row) == 1
+    fused, separate, ratio = (float(v) for v in row[0].strip("|").split("|")[2:])
+    assert fused > 0 and separate > 0
+    assert 0.2 < ratio < 5                                                    # same work either way
