@@ -2,7 +2,12 @@
 
 Tolerances are "float32 rounding": forward outputs rel. 1e-5; gradients and weights after 1 and
 10 optimizer steps rel. 1e-4, with ``rel_error`` (max |a − b| over the scale of the whole array,
-see tinycnn.gradcheck). Needs the ``keras`` extra; fails instead of skipping when CI=true.
+see tinycnn.gradcheck). After 10 steps a weight whose value is mostly cancellation (a tiny bias
+that its gradients push back and forth) can drift further by rounding alone, in both frameworks;
+there the yardstick is tinycnn's own float32 rounding on the same steps — its distance from the
+same model trained in float64 — and tinycnn must be within 10 times that of Keras. (A wrong
+gradient or update would be in the float64 run too, so it would not widen the yardstick.) Needs
+the ``keras`` extra; fails instead of skipping when CI=true.
 """
 
 import numpy as np
@@ -87,6 +92,13 @@ def data(spec, steps=1):
     return xs, ys
 
 
+def within_float32_rounding(mine, theirs, mine_float64, floor=1e-4, factor=10):
+    """rel_error(mine, theirs) below ``floor``, or below ``factor`` × tinycnn's own float32 rounding
+    (``rel_error(mine, mine_float64)``); returns the numbers for the assertion message."""
+    error, rounding = rel_error(mine, theirs), rel_error(mine, mine_float64.astype(mine.dtype))
+    return error < max(floor, factor * rounding), (error, rounding)
+
+
 def keras_loss_and_grads(keras, k_model, x, y):
     import tensorflow as tf
     loss_fn = keras.losses.get(k_model.loss) if isinstance(k_model.loss, str) else k_model.loss
@@ -128,14 +140,20 @@ def test_weights_after_1_and_10_steps_match_keras(keras, spec, which):
             "sgd_nesterov": lambda: tc.SGD(0.05, momentum=0.9, nesterov=True)}[which]
     model = build(spec, make())
     k_model = to_keras(model)
+    model64 = build(spec, make()).astype("float64")           # the rounding yardstick (module docstring)
     xs, ys = data(spec, steps=10)
     for step, (x, y) in enumerate(zip(xs, ys), start=1):
         model.train_on_batch(x, y)
+        model64.train_on_batch(x.astype(np.float64), y)
         _, k_grads = keras_loss_and_grads(keras, k_model, x, y)
         k_model.optimizer.apply_gradients(zip(k_grads, k_model.trainable_weights))
-        if step in (1, 10):
+        if step == 1:
             for (name, w), kw in zip(model.named_params(), k_model.get_weights()):
-                assert rel_error(w, kw) < 1e-4, f"{which}: {name} after {step} steps"
+                assert rel_error(w, kw) < 1e-4, f"{which}: {name} after 1 step"
+        if step == 10:
+            for (name, w), kw, w64 in zip(model.named_params(), k_model.get_weights(), model64.params):
+                ok, numbers = within_float32_rounding(w, kw, w64)
+                assert ok, f"{which}: {name} after 10 steps: rel_error vs Keras, vs float64 = {numbers}"
 
 
 def test_round_trip_through_keras_keeps_everything(keras):
@@ -249,7 +267,10 @@ def test_batchnorm_pooling_activations_l2_and_adamw_match_keras(keras, spec, whi
     assert rel_error(model.forward(xs[0], training=True), k_model(xs[0], training=True).numpy()) < 1e-5
     model = regularized_model(spec, make())                 # undo the BN updates of that forward pass
     k_model = to_keras(model)
+    model64 = regularized_model(spec, make()).astype("float64")     # the rounding yardstick
     for step, (x, y) in enumerate(zip(xs, ys), start=1):
+        model64.loss_and_grads(x.astype(np.float64), y)
+        model64.optimizer.apply(model64.params, model64.grads)
         loss, _ = model.loss_and_grads(x, y)
         grads = [g.copy() for g in model.grads]
         k_loss, k_grads = keras_objective(keras, k_model, x, y)
@@ -267,8 +288,10 @@ def test_batchnorm_pooling_activations_l2_and_adamw_match_keras(keras, spec, whi
             mine, theirs = model.named_weights(), k_model.get_weights()
             flat = np.concatenate([w.ravel() for _, w in mine])
             k_flat = np.concatenate([w.ravel() for w in theirs])
-            assert rel_error(flat, k_flat) < 1e-4, (which, step, {name: rel_error(w, kw) for (name, w), kw
-                                                                  in zip(mine, theirs)})
+            flat64 = np.concatenate([w.ravel() for _, w in model64.named_weights()])
+            ok, numbers = (rel_error(flat, k_flat) < 1e-4, None) if step == 1 else \
+                within_float32_rounding(flat, k_flat, flat64)
+            assert ok, (which, step, numbers, {name: rel_error(w, kw) for (name, w), kw in zip(mine, theirs)})
 
 
 def test_dropout_converts_and_is_the_identity_at_inference(keras):
