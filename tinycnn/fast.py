@@ -214,17 +214,10 @@ class Scratch:
         self._arrays: dict[tuple[str, int], np.ndarray] = {}
 
     def get(self, name: str, shape, dtype) -> np.ndarray:
-        """The buffer ``name`` with this shape and dtype (contents left from its last use)."""
-        shape, key = tuple(shape), (name, threading.get_ident())
-        array = self._arrays.get(key)
-        if array is None or array.shape != shape or array.dtype != dtype:
-            array = self._arrays[key] = np.empty(shape, dtype)
-        return array
-
-    def cut(self, name: str, shape, dtype) -> np.ndarray:
-        """An array of ``shape`` cut from the start of a flat buffer that only grows: chunks of 10
-        and 11 images share one allocation (contents left from its last use)."""
-        size, key = int(np.prod(shape)), ("cut:" + name, threading.get_ident())
+        """An array of ``shape`` cut from the start of this thread's buffer ``name`` (contents left
+        from its last use). The buffer only grows, so chunks of 10 and of 11 images, or a last
+        smaller batch, share one allocation."""
+        size, key = int(np.prod(shape)), (name, threading.get_ident())
         flat = self._arrays.get(key)
         if flat is None or flat.size < size or flat.dtype != dtype:
             flat = self._arrays[key] = np.empty(size, dtype)
@@ -234,9 +227,9 @@ class Scratch:
 def pad_into(x: np.ndarray, pads, buffer_of, value=0.0) -> np.ndarray:
     """``im2col.pad`` without ``np.pad``: copy ``x`` into the middle of a reused buffer.
 
-    ``np.pad`` allocates a new array and fills it in several passes every call. Here the border
-    is written once per batch shape (only the border: the middle is overwritten anyway) and each
-    batch costs one copy. ``buffer_of(shape)`` returns the reusable buffer.
+    ``np.pad`` allocates a new array and fills it in several passes every call. Here only the
+    border is written (the middle is overwritten anyway), and each batch costs one copy.
+    ``buffer_of(shape)`` returns the reusable buffer.
     """
     (top, bottom), (left, right) = pads
     if top == bottom == left == right == 0:

@@ -125,8 +125,8 @@ class Conv2D(Layer):
     def backward(self, dy, preactivation=False, input_grad=True):
         """``dy`` is dL/d(output); with ``preactivation=True`` it is already dL/dz.
 
-        ``input_grad=False`` skips ``dcols`` and col2im and returns None: the model asks for that
-        in the first layer, whose input (the images) needs no gradient.
+        ``input_grad=False`` skips dL/dx and returns None: the model asks for that in the first
+        layer, whose input (the images) needs no gradient.
         """
         x_padded = self.cached()
         n, f = x_padded.shape[0], self.filters
@@ -137,13 +137,14 @@ class Conv2D(Layer):
         else:
             dz = dy if self.activation is None or preactivation else self.activation.backward(dy)
         dx = self._input_grad_array(x_padded.shape[0]) if input_grad else None
+        dx_weights = self._input_grad_weights() if input_grad else None
 
         def backprop(batch):                           # the same chunks as forward
             dz_rows = dz[batch].reshape(-1, f)         # (images·Ho·Wo, F)
             if relu_here:                              # dz = dy · [y > 0], while these rows are in cache
                 dz_rows = np.multiply(dz_rows, y[batch].reshape(-1, f) > 0,
                                       out=self._buffer("dz")(dz_rows.shape))
-            return self._backprop(x_padded[batch], dz_rows, dx[batch] if input_grad else None)
+            return self._backprop(x_padded[batch], dz_rows, dx[batch] if input_grad else None, dx_weights)
 
         self._set_grads(parallel_map(backprop, self._chunks(n)))
         return self._input_grad_result(dx) if input_grad else None
@@ -168,14 +169,15 @@ class Conv2D(Layer):
         kernel = self.params["kernel"].reshape(self.fan_in, self.filters)
         return np.concatenate([self.params["bias"][None], kernel]) if self.use_bias else kernel
 
-    def _backprop(self, x_padded, dz_rows, dx):
+    def _backprop(self, x_padded, dz_rows, dx, dx_weights):
         """Backward for a few images, from ``dz_rows`` = dL/dz as rows ``(images·Ho·Wo, F)``.
 
-        Writes dL/dx into ``dx`` (unless None; an array from :meth:`_input_grad_array`) and returns
-        this chunk's shares of ``dW`` and ``db``.
+        Writes dL/dx into ``dx`` (unless None; an array from :meth:`_input_grad_array`, with
+        ``dx_weights`` from :meth:`_input_grad_weights`) and returns this chunk's shares of ``dW``
+        and ``db``.
         """
         if dx is not None:
-            self._input_grad(dz_rows, dx)
+            self._input_grad(dz_rows, dx, dx_weights)
         return self._param_grads(self._im2col(x_padded), dz_rows)
 
     def _param_grads(self, cols, dz_rows):
@@ -183,36 +185,41 @@ class Conv2D(Layer):
         rows in any order, the same in both)."""
         return matmul(cols.T, dz_rows)
 
-    def _input_grad(self, dz_rows, dx):
+    def _input_grad(self, dz_rows, dx, weights):
         """dL/dx of a few images into ``dx``, from ``dz_rows`` in image order."""
         if self.strides == (1, 1):                             # dx = im2col(pad(dz)) · flip(W)
-            self._input_grad_by_convolution(dz_rows, dx)
+            self._input_grad_by_convolution(dz_rows, dx, weights)
             return
-        kernel = self.params["kernel"].reshape(self.fan_in, self.filters)   # dx = col2im(dz · Wᵀ)
-        ho, wo, _ = self.output_shape
-        buffer = self._chunk_buffer("dcols")((dx.shape[0], ho * wo * self.fan_in))
-        dcols = matmul(dz_rows, kernel.T, out=buffer.reshape(-1, self.fan_in))
+        ho, wo, _ = self.output_shape                          # dx = col2im(dz · Wᵀ)
+        buffer = self._buffer("dcols")((dx.shape[0], ho * wo * self.fan_in))
+        dcols = matmul(dz_rows, weights, out=buffer.reshape(-1, self.fan_in))
         col2im(dcols.reshape(dx.shape[0], ho, wo, *self.kernel_size, -1), dx.shape, self.strides, out=dx)
 
-    def _input_grad_by_convolution(self, dz_rows, dx):
+    def _input_grad_by_convolution(self, dz_rows, dx, flipped):
         """Stride 1: ``dx = im2col(pad(dz)) · flip(W)``, written straight into ``dx`` (a few images)."""
         (kh, kw), ((top, bottom), (left, right)) = self.kernel_size, self.pads
         ho, wo, f = self.output_shape
         dz = dz_rows.reshape(dx.shape[0], ho, wo, f)
         pads = ((kh - 1 - top, kh - 1 - bottom), (kw - 1 - left, kw - 1 - right))
-        dz_padded = pad_into(dz, pads, self._chunk_buffer("dz_padded"))
+        dz_padded = pad_into(dz, pads, self._buffer("dz_padded"))
         images, h, w, c = dx.shape
-        buffer = self._chunk_buffer("dz_cols")((images, h * w * kh * kw * f)).reshape(-1)
+        buffer = self._buffer("dz_cols")((images, h * w * kh * kw * f)).reshape(-1)
         cols = im2col_into(dz_padded, self.kernel_size, (1, 1), buffer)     # (images·H·W, kh·kw·F)
-        matmul(cols, self._flipped_kernel, out=dx.reshape(-1, c))
+        matmul(cols, flipped, out=dx.reshape(-1, c))
+
+    def _input_grad_weights(self):
+        """The matrix :meth:`_input_grad` multiplies ``dz`` by: ``flip(W)`` as ``(kh·kw·F, C_in)``
+        for stride 1 — the kernel turned by 180°, input and output channels swapped — else ``Wᵀ``."""
+        kh, kw, c, f = self.params["kernel"].shape
+        if self.strides == (1, 1):
+            flipped = self.params["kernel"][::-1, ::-1].transpose(0, 1, 3, 2)     # (kh, kw, F, C)
+            return np.ascontiguousarray(flipped).reshape(kh * kw * f, c)
+        return self.params["kernel"].reshape(self.fan_in, f).T
 
     def _input_grad_array(self, n):
         """Where backward writes dL/dx: the input's shape when every element is written (stride 1),
         else the padded input's shape, zeroed, for col2im to add into."""
         if self.strides == (1, 1):
-            kh, kw, c, f = self.params["kernel"].shape       # flip(W): (kh, kw, F, C), turned by 180°
-            self._flipped_kernel = np.ascontiguousarray(
-                self.params["kernel"][::-1, ::-1].transpose(0, 1, 3, 2)).reshape(kh * kw * f, c)
             return np.empty((n, *self.input_shape), self.dtype)
         (top, bottom), (left, right) = self.pads
         h, w, c = self.input_shape
@@ -240,10 +247,6 @@ class Conv2D(Layer):
         ho, wo, _ = self.output_shape
         self._chunk_images = images_per_chunk(ho * wo * (self.fan_in + self.filters) * self.dtype.itemsize, n)
         return chunks(n, self._chunk_images)
-
-    def _chunk_buffer(self, name):
-        """``shape -> reused array`` for one chunk (see :meth:`tinycnn.fast.Scratch.cut`)."""
-        return lambda shape: self.scratch.cut(name, shape, self.dtype)
 
     def _buffer(self, name):
         """``shape -> reused array``: this layer's scratch buffer ``name`` for the calling thread."""

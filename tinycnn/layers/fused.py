@@ -125,6 +125,7 @@ class ConvReLUPool:
             self._convolve_and_pool(x_padded, np.empty_like(y), first)
             self._cache = (x_padded, y, first)
         dx = conv._input_grad_array(x_padded.shape[0]) if input_grad else None
+        dx_weights = conv._input_grad_weights() if input_grad else None
 
         windows, pooled = pool.pool_size[0] * pool.pool_size[1], y.shape[1:]
 
@@ -138,15 +139,15 @@ class ConvReLUPool:
             if input_grad:                                            # dx needs dz in image order
                 in_order = self._scratch("dz_in_order", (images, *conv.output_shape), conv.dtype)
                 np.copyto(window_major(in_order, pool.pool_size), dz.reshape(*pool.pool_size, *dz.shape[1:]))
-                conv._input_grad(in_order.reshape(-1, conv.filters), dx[batch])
+                conv._input_grad(in_order.reshape(-1, conv.filters), dx[batch], dx_weights)
             return conv._param_grads(conv._im2col(x_padded[batch], pool.pool_size), dz_rows)
 
         conv._set_grads(parallel_map(step, conv._chunks(x_padded.shape[0])))
         return conv._input_grad_result(dx) if input_grad else None
 
     def _scratch(self, name, shape, dtype):
-        """A reused array for one chunk (see :meth:`tinycnn.fast.Scratch.cut`)."""
-        return self.conv.scratch.cut("fused_" + name, shape, dtype)
+        """A reused array for one chunk (see :class:`tinycnn.fast.Scratch`)."""
+        return self.conv.scratch.get("fused_" + name, shape, dtype)
 
     def __repr__(self):
         return f"ConvReLUPool({self.conv!r}, {self.pool!r})"
