@@ -60,7 +60,7 @@ class Sequential:
         self.loss = None
         self.metadata: dict = {}        # free-form JSON saved with the model (dataset, labels, ...)
         self.stop_training = False      # a callback may set this to end fit() after the epoch
-        #: run each Conv2D(relu) → MaxPool2D pair as one step (same numbers; see tinycnn.layers.fused)
+        #: run each Conv2D(relu) → MaxPool2D pair as one step (see tinycnn.layers.fused; False: one by one)
         self.fuse = True
         self._fused_steps: dict[int, ConvReLUPool] = {}
         for layer in layers or []:
@@ -241,7 +241,7 @@ class Sequential:
     def _steps(self) -> list:
         """The layers in the order they run — with each ``Conv2D(activation="relu")`` directly
         followed by a ``MaxPool2D`` that tiles its output run as one fused step
-        (:class:`tinycnn.layers.fused.ConvReLUPool`: the same numbers, fewer trips to memory),
+        (:class:`tinycnn.layers.fused.ConvReLUPool`: the same outputs, fewer trips to memory),
         unless ``self.fuse`` is False."""
         steps, i = [], 0
         while i < len(self.layers):
