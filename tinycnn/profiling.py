@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from . import fast
+from .layers.fused import ConvReLUPool
 
 
 @dataclass
@@ -215,7 +216,7 @@ def profile(model, x, y, batch_size: int = 32, steps: int = 20, warmup: int = 3,
         for attr in ("forward", "backward", "matmul", "flops"):
             setattr(row, attr, getattr(row, attr) / steps)
     notes = []
-    fused = [step.name for step in run_as if "+" in _kind(step)]
+    fused = [step.name for step in run_as if isinstance(step, ConvReLUPool)]
     if fused:
         notes.append(f"({', '.join(fused)}: a Conv2D with its ReLU and the MaxPool2D after it run as one fused "
                      "step; set model.fuse = False to time them separately)")
@@ -229,7 +230,6 @@ def profile(model, x, y, batch_size: int = 32, steps: int = 20, warmup: int = 3,
 
 def _kind(step) -> str:
     """``Conv2D``; ``Conv2D+MaxPool2D`` for a fused step."""
-    from .layers.fused import ConvReLUPool
     parts = (step.conv, step.pool) if isinstance(step, ConvReLUPool) else (step,)
     return "+".join(type(part).__name__ for part in parts)
 
