@@ -79,11 +79,13 @@ def test_matmul_equals_numpy(cores, shape, monkeypatch):
 def test_long_thin_products_summed_in_blocks_equal_numpy(cores):
     """A first layer's [db; dW] = [1, cols]ᵀ · dz: 10 × 32, summed over ~10 000 rows in blocks."""
     rng = np.random.default_rng(2)
-    a = rng.standard_normal((10, 3 * fast.LONG_K_BLOCK + 17))
-    b = rng.standard_normal((a.shape[1], 32))
-    assert a.shape[0] * b.shape[1] <= fast.SMALL_OUTPUT and a.shape[1] > 2 * fast.LONG_K_BLOCK
-    np.testing.assert_allclose(fast.matmul(a, b), a @ b, rtol=1e-12, atol=1e-12)
-    np.testing.assert_allclose(fast.matmul(a.astype(np.float32), b.astype(np.float32)), a @ b, rtol=1e-4, atol=1e-3)
+    for rows in (3 * fast.LONG_K_BLOCK + 17, 4 * fast.LONG_K_BLOCK):      # a shorter last block, or none
+        a = rng.standard_normal((10, rows))
+        b = rng.standard_normal((a.shape[1], 32))
+        assert a.shape[0] * b.shape[1] <= fast.SMALL_OUTPUT and a.shape[1] > 2 * fast.LONG_K_BLOCK
+        np.testing.assert_allclose(fast.matmul(a, b), a @ b, rtol=1e-12, atol=1e-12)
+        np.testing.assert_allclose(fast.matmul(b.T, a.T), b.T @ a.T, rtol=1e-12, atol=1e-12)   # not a view: copied
+        np.testing.assert_allclose(fast.matmul(a.astype(np.float32), b.astype(np.float32)), a @ b, rtol=1e-4, atol=1e-3)
 
 
 @settings(max_examples=30, deadline=None)
@@ -192,6 +194,21 @@ def test_two_cores_compute_what_one_core_computes(monkeypatch):
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-7)
 
 
+def test_chunks_fit_the_cache_but_carry_enough_work():
+    """Chunks: about CHUNK_BYTES of rows, at least CHUNK_MIN_WORK multiply-adds, at most half a
+    batch that does not fit whole (two cores, two chunks), the whole of a batch that does."""
+    big, tiny = fast.CHUNK_BYTES // 4, fast.CHUNK_BYTES // 1000
+    assert fast.images_per_chunk(big, 128) == 4                                   # bytes decide
+    assert fast.images_per_chunk(big, 128, work_per_image=fast.CHUNK_MIN_WORK // 8) == 8      # work decides
+    assert fast.images_per_chunk(big, 6, work_per_image=fast.CHUNK_MIN_WORK) == 3  # half of 6
+    assert fast.images_per_chunk(tiny, 100, work_per_image=1) == 100              # 0.1 of CHUNK_BYTES: one chunk
+    assert fast.images_per_chunk(tiny, 1200) == 600                               # all of it does not fit: halves
+    for n, size in ((128, 43), (32, 16), (7, 3), (5, 5)):
+        parts = fast.chunks(n, size)
+        assert [i for part in parts for i in range(n)[part]] == list(range(n))
+        assert max(p.stop - p.start for p in parts) <= size and (len(parts) % 2 == 0 or len(parts) == 1 or len(parts) == n)
+
+
 def test_chunked_conv_equals_the_whole_batch_at_once(monkeypatch):
     """Cache blocking: a conv computed a few images at a time equals the one-chunk computation."""
     rng = np.random.default_rng(5)
@@ -200,6 +217,7 @@ def test_chunked_conv_equals_the_whole_batch_at_once(monkeypatch):
     results = []
     for chunk_bytes in (10**9, 1):                       # one chunk; one image per chunk
         monkeypatch.setattr(fast, "CHUNK_BYTES", chunk_bytes)
+        monkeypatch.setattr(fast, "CHUNK_MIN_WORK", 1)
         layer = tc.Conv2D(4, 3, padding="same", activation="relu")
         layer.build((10, 10, 3), np.random.default_rng(0), np.float64)
         y = layer.forward(x)

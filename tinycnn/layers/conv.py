@@ -245,7 +245,8 @@ class Conv2D(Layer):
     def _chunks(self, n):
         """Slices of the batch, ``self._chunk_images`` images each (see :func:`tinycnn.fast.chunks`)."""
         ho, wo, _ = self.output_shape
-        self._chunk_images = images_per_chunk(ho * wo * (self.fan_in + self.filters) * self.dtype.itemsize, n)
+        self._chunk_images = images_per_chunk(ho * wo * (self.fan_in + self.filters) * self.dtype.itemsize, n,
+                                              work_per_image=ho * wo * self.fan_in * self.filters)
         return chunks(n, self._chunk_images)
 
     def _buffer(self, name):
