@@ -51,9 +51,15 @@ def relative_error(a, b):
 SUM_ORDER_TOL = {np.dtype(np.float32): 1e-4, np.dtype(np.float64): 1e-12}
 
 
-def assert_same(a, b):
+def assert_same(a, b, exact_output=True):
+    """``exact_output=False`` for a single filter: its products are matrix-vector products, and
+    OpenBLAS's kernels for those may round a row differently depending on where in the matrix it
+    sits (window-major or image order) — float rounding, found by hypothesis (n=2, 6×6×3, k=1)."""
     (ya, dxa, ga), (yb, dxb, gb) = a, b
-    np.testing.assert_array_equal(ya, yb)
+    if exact_output:
+        np.testing.assert_array_equal(ya, yb)
+    else:
+        np.testing.assert_allclose(ya, yb, rtol=1e-6, atol=1e-7)
     assert (dxa is None) == (dxb is None)
     if dxa is not None:
         np.testing.assert_array_equal(dxa, dxb)
@@ -101,7 +107,9 @@ def test_fused_equals_the_two_layers_for_any_shape(n, hw, c, f, k, p, padding, v
         x = np.round(x).astype(np.float32)
         conv.params["kernel"][...] = np.round(conv.params["kernel"] * 4)
     dy = rng.standard_normal((n, *max_pool.output_shape)).astype(np.float32)
-    assert_same(separately(conv, max_pool, x, dy, True), fused(conv, max_pool, x, dy, True))
+    # integers ("few levels") add up exactly, in any kernel; a single filter's "normal" values may not
+    exact = f > 1 or values == "few levels"
+    assert_same(separately(conv, max_pool, x, dy, True), fused(conv, max_pool, x, dy, True), exact_output=exact)
 
 
 def test_gradients_through_the_fused_step_match_finite_differences():
