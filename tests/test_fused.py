@@ -9,6 +9,7 @@ from hypothesis import given, settings, strategies as st
 import tinycnn as tc
 from tinycnn import fast, zoo
 from tinycnn.gradcheck import numerical_gradient, rel_error
+from tinycnn.layers import fused as fused_module
 from tinycnn.layers.fused import ConvReLUPool
 from tinycnn.safety import CallOrderError
 
@@ -80,9 +81,12 @@ CASES = {
 }
 
 
+@pytest.mark.parametrize("keep_cols", [True, False], ids=["im2col kept", "im2col rebuilt"])
 @pytest.mark.parametrize("input_grad", [True, False])
 @pytest.mark.parametrize("case", sorted(CASES))
-def test_fused_equals_the_two_layers(case, input_grad, cores):
+def test_fused_equals_the_two_layers(case, input_grad, keep_cols, cores, monkeypatch):
+    """Backward either reads the im2col rows forward kept or builds them again (big batches)."""
+    monkeypatch.setattr(fused_module, "KEEP_COLS_BYTES", 2**62 if keep_cols else 0)
     shape, filters, kernel, padding, pool, n, dtype, *strides = CASES[case]
     conv, max_pool = pair(shape, filters, kernel, padding, pool, dtype, strides=strides[0] if strides else 1)
     rng = np.random.default_rng(1)

@@ -154,14 +154,13 @@ class Conv2D(Layer):
         """``im2col.pad(x, self.pads)``, into a buffer reused by every batch."""
         return pad_into(x, self.pads, self._buffer("x_padded"))
 
-    def _linear(self, x_padded, out, weights, pool=None):
+    def _linear(self, x_padded, out, weights):
         """``out = im2col(x_padded) · W + b`` for a few images; returns ``out`` as rows ``(images·Ho·Wo, F)``.
 
         With a bias, the im2col matrix starts with a column of ones and ``weights`` (from
         :meth:`_weights`) with the bias row: ``[1, cols] · [b; W]`` — the same sum in one product.
-        ``pool=(ph, pw)``: the rows in window-major order (:func:`tinycnn.fast.window_major`).
         """
-        cols = self._im2col(x_padded, pool)            # (images·Ho·Wo, [1 +] kh·kw·C_in)
+        cols = self._im2col(x_padded)                  # (images·Ho·Wo, [1 +] kh·kw·C_in)
         return matmul(cols, weights, out=out.reshape(-1, self.filters))
 
     def _weights(self):
@@ -236,11 +235,17 @@ class Conv2D(Layer):
             self.grads["bias"], total = total[0], total[1:]
         self.grads["kernel"] = total.reshape(self.params["kernel"].shape)
 
-    def _im2col(self, x_padded, pool=None):
-        """``im2col.im2col(x_padded, ...)``, written into a buffer reused by every chunk and batch."""
-        ho, wo, _ = self.output_shape
-        buffer = self._buffer("cols")((self._chunk_images * ho * wo * (self.use_bias + self.fan_in),))
+    def _im2col(self, x_padded, pool=None, buffer=None):
+        """``im2col.im2col(x_padded, ...)``, written into ``buffer`` (flat; by default one reused by
+        every chunk and batch)."""
+        if buffer is None:
+            buffer = self._buffer("cols")((self._chunk_images * self._cols_per_image(),))
         return im2col_into(x_padded, self.kernel_size, self.strides, buffer, pool, ones=self.use_bias)
+
+    def _cols_per_image(self):
+        """Elements of the im2col matrix per image: ``Ho·Wo`` rows of ``[1 +] kh·kw·C_in``."""
+        ho, wo, _ = self.output_shape
+        return ho * wo * (self.use_bias + self.fan_in)
 
     def _chunks(self, n):
         """Slices of the batch, ``self._chunk_images`` images each (see :func:`tinycnn.fast.chunks`)."""

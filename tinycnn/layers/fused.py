@@ -41,11 +41,20 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..fast import max_and_first_argmax, parallel_map, route_to_argmax, window_major
+from ..fast import matmul, max_and_first_argmax, parallel_map, route_to_argmax, window_major
 from .activations import ReLU
 from .base import RanFused
 from .conv import Conv2D
 from .pool import MaxPool2D
+
+
+#: Forward keeps its im2col rows for backward when the whole batch's take at most this many bytes,
+#: instead of backward building them again. A first layer's rows (ten columns: 4 MB at batch 128)
+#: are cheap to keep and slow to rebuild (one input channel makes short pieces to copy): the seed
+#: model's training step took 5–8 % less time. The deeper model's second convolution (7 MB at
+#: batch 32, 29 MB at 128) gained nothing at 7 MB and lost 3 % at 29 MB: those rows leave the cache
+#: before backward reads them, and rebuilding them chunk by chunk is as cheap as reading them back.
+KEEP_COLS_BYTES = 4 * 2**20
 
 
 class ConvReLUPool:
@@ -93,26 +102,34 @@ class ConvReLUPool:
         x_padded = conv._pad(x)
         y = np.empty((x.shape[0], *pool.output_shape), conv.dtype)
         first = np.empty(y.shape, np.uint8) if training else None
-        self._convolve_and_pool(x_padded, y, first)
+        kept = self._convolve_and_pool(x_padded, y, first)
         for layer in (conv, conv.activation, pool):   # their own caches would be stale: this step has the data
             layer._cache = RanFused(self.name)
-        self._cache = (x_padded, y, first)
+        self._cache = (x_padded, y, first, kept)
         return y
 
     def _convolve_and_pool(self, x_padded, y, first):
-        """Fill ``y`` (and ``first``, unless None), a chunk of images at a time."""
+        """Fill ``y`` (and ``first``, unless None), a chunk of images at a time. Returns each
+        chunk's im2col rows when they are kept for backward (see :data:`KEEP_COLS_BYTES`), else None."""
         conv, pool = self.conv, self.pool
         windows, weights = pool.pool_size[0] * pool.pool_size[1], conv._weights()
+        n, per_image = x_padded.shape[0], conv._cols_per_image()
+        keep = first is not None and n * per_image * conv.dtype.itemsize <= KEEP_COLS_BYTES
+        kept = self._scratch("kept_cols", (n * per_image,), conv.dtype) if keep else None
 
         def step(batch):
             images = batch.stop - batch.start
             z = self._scratch("z", (images, windows, *pool.output_shape), conv.dtype)
-            conv._linear(x_padded[batch], z, weights, pool.pool_size)   # z = cols · W + b, window-major
+            into = kept[batch.start * per_image:batch.stop * per_image] if keep else None
+            cols = conv._im2col(x_padded[batch], pool.pool_size, into)   # window-major rows
+            matmul(cols, weights, out=z.reshape(-1, conv.filters))       # z = [1, cols] · [b; W]
             blocks = z.reshape(windows, images, *pool.output_shape)  # blocks[k]: window position k
             max_and_first_argmax(blocks, y[batch], None if first is None else first[batch], self._scratch)
             np.maximum(y[batch], 0, out=y[batch])                    # relu(max(z)) = max(relu(z))
+            return cols if keep else None
 
-        parallel_map(step, conv._chunks(x_padded.shape[0]))
+        cols = parallel_map(step, conv._chunks(n))
+        return cols if keep else None
 
     def backward(self, dy, input_grad=True):
         """dL/dy → dL/dx (None with ``input_grad=False``); fills ``conv.grads``."""
@@ -120,18 +137,19 @@ class ConvReLUPool:
         if self._cache is None:
             from ..safety import CallOrderError
             raise CallOrderError(f"{self.name}: backward called before forward")
-        x_padded, y, first = self._cache
+        x_padded, y, first, kept = self._cache
         pool.check_grad(dy, y.shape)
         if first is None:         # the forward ran in inference mode: find the winning positions now
             first = np.empty(y.shape, np.uint8)
-            self._convolve_and_pool(x_padded, np.empty_like(y), first)
-            self._cache = (x_padded, y, first)
+            kept = self._convolve_and_pool(x_padded, np.empty_like(y), first)
+            self._cache = (x_padded, y, first, kept)
         dx = conv._input_grad_array(x_padded.shape[0]) if input_grad else None
         dx_weights = conv._input_grad_weights() if input_grad else None
 
         windows, pooled = pool.pool_size[0] * pool.pool_size[1], y.shape[1:]
 
-        def step(batch):
+        def step(chunk):
+            index, batch = chunk
             images = batch.stop - batch.start
             positive = np.greater(y[batch], 0, out=self._scratch("positive", (images, *pooled), np.bool_))
             g = np.multiply(dy[batch], positive, out=self._scratch("g", (images, *pooled), conv.dtype))
@@ -142,9 +160,10 @@ class ConvReLUPool:
                 in_order = self._scratch("dz_in_order", (images, *conv.output_shape), conv.dtype)
                 np.copyto(window_major(in_order, pool.pool_size), dz.reshape(*pool.pool_size, *dz.shape[1:]))
                 conv._input_grad(in_order.reshape(-1, conv.filters), dx[batch], dx_weights)
-            return conv._param_grads(conv._im2col(x_padded[batch], pool.pool_size), dz_rows)
+            cols = kept[index] if kept is not None else conv._im2col(x_padded[batch], pool.pool_size)
+            return conv._param_grads(cols, dz_rows)
 
-        conv._set_grads(parallel_map(step, conv._chunks(x_padded.shape[0])))
+        conv._set_grads(parallel_map(step, list(enumerate(conv._chunks(x_padded.shape[0])))))
         return conv._input_grad_result(dx) if input_grad else None
 
     def _scratch(self, name, shape, dtype):
