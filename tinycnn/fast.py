@@ -175,9 +175,9 @@ def matmul(a: np.ndarray, b: np.ndarray, out: np.ndarray | None = None) -> np.nd
 # pixel of a chunk (over 10 000 rows). OpenBLAS runs such a long, thin product slowly, and two of
 # them side by side (one per core) take twice as long as one. Cut into blocks of 2048 rows and
 # handed to ``np.matmul`` as one *stack* of blocks, it is one NumPy call that runs every block's
-# product, then one sum over the blocks — fast alone and side by side (measured for
-# (10 × 25088) · (25088 × 32): 339 µs alone and 758 µs for two at once as one product; 175 and
-# 181 µs as a stack; 182 and 410 µs as one product call per block).
+# product, then one sum over the blocks — fast alone and side by side. For (10 × 25088) · (25088 × 32),
+# alone and in each of two threads at once: 315 and ~690 µs as one product, ~180 and ~370 µs as one
+# call per block, 163 and 167 µs as a stack (``python benchmarks/threads_vs_processes.py``).
 LONG_K_BLOCK = 2048
 SMALL_OUTPUT = 1 << 10
 
