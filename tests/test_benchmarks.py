@@ -127,3 +127,18 @@ def test_fusion_ab_script_times_both_settings_on_real_data(medmnist_dir, capsys)
     fused, separate, ratio = (float(v) for v in row[0].strip("|").split("|")[2:])
     assert fused > 0 and separate > 0
     assert 0.2 < ratio < 5                                                    # same work either way
+
+
+def test_threads_vs_processes_script_times_each_call_three_ways(capsys):
+    """benchmarks/threads_vs_processes.py: a few calls of two cases, alone, in threads, in processes."""
+    spec = importlib.util.spec_from_file_location("threads_vs_processes", REPO / "benchmarks" / "threads_vs_processes.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    cases = ["im2col copy, 2 images", "long thin product: stacked blocks"]
+    assert module.main(["--reps", "5", "--cases", *cases]) == 0
+    rows = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| ") and "µs" not in line]
+    assert [row.split("|")[1].strip() for row in rows] == cases
+    for row in rows:
+        alone, threads, processes = (cell.strip() for cell in row.strip("|").split("|")[1:])
+        times = [float(alone)] + [float(t) for t in threads.split("/")] + [float(p) for p in processes.split("/")]
+        assert len(times) == 5 and all(t > 0 for t in times)
