@@ -74,6 +74,9 @@ class ConvReLUPool:
         g     = dy · [y > 0]                    the ReLU's backward, on the pooled gradient
         dz[k] = g where first == k, else 0      the pooling's backward
         dW, db = colsᵀ · dz, Σ dz               Conv2D's chunk code (dx too, from dz in image order)
+
+    ``cols`` are built again chunk by chunk, or, when the whole batch's take at most
+    :data:`KEEP_COLS_BYTES`, kept from forward.
     """
 
     can_skip_input_grad = True
