@@ -142,3 +142,22 @@ def test_threads_vs_processes_script_times_each_call_three_ways(capsys):
         alone, threads, processes = (cell.strip() for cell in row.strip("|").split("|")[1:])
         times = [float(alone)] + [float(t) for t in threads.split("/")] + [float(p) for p in processes.split("/")]
         assert len(times) == 5 and all(t > 0 for t in times)
+
+
+def test_knob_ab_script_alternates_the_values_and_restores_the_setting(medmnist_dir, capsys):
+    """benchmarks/knob_ab.py: an A/A and an A/B of a real constant, one short round each."""
+    spec = importlib.util.spec_from_file_location("knob_ab", REPO / "benchmarks" / "knob_ab.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    from tinycnn import fast
+    before = fast.MIN_FLOPS
+    assert module.main(["tinycnn.fast.MIN_FLOPS", "1", "1", str(1 << 40), "--models", "seed", "--batch-sizes", "16",
+                        "--rounds", "2", "--steps", "2", "--data", str(medmnist_dir)]) == 0
+    assert fast.MIN_FLOPS == before
+    row = [line for line in capsys.readouterr().out.splitlines() if line.startswith("seed/16: ")]
+    assert len(row) == 1
+    cells = row[0].split(": ", 1)[1].split("  ")
+    assert [cell.split(":")[0] for cell in cells] == ["1", "1", str(1 << 40)]    # the A/A pair kept apart
+    assert cells[0].endswith("(1.000)")
+    with pytest.raises(SystemExit):
+        module.main(["tinycnn.fast.NO_SUCH_CONSTANT", "1"])

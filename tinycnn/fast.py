@@ -53,7 +53,8 @@ CORES = _cores()
 # Waking a thread and waiting for it costs ~40–90 µs on this kind of machine, so only work worth
 # more than that per core is split: a pass over this many elements, or a matrix product of this many
 # multiply-adds (4 Mi: ~80 µs of BLAS per core; a Dense layer's 32 × 3136 × 128 products now split,
-# which made the deeper model's training step 5 % faster at batch 32 — 8 Mi kept them on one core).
+# which made the deeper model's training step 5 % faster at batch 32 than 8 Mi, which kept them on
+# one core: ``python benchmarks/knob_ab.py tinycnn.fast.MIN_FLOPS 8388608 4194304 --rounds 31``).
 # The same wait hits every NumPy call a thread makes while the other thread holds the GIL (each
 # call holds it while it sets up), so code that runs on both cores at once makes few, large calls.
 MIN_ELEMENTS = 1 << 19
@@ -316,8 +317,8 @@ def images_per_chunk(bytes_per_image: int, n: int, work_per_image: int = 0) -> i
     even if its rows then overflow the cache. Every chunk costs a dozen or two NumPy calls, and
     with two threads each call may wait for the other's GIL; a layer with little arithmetic per
     byte — a first convolution, one input channel, ten columns of im2col against 32 output
-    channels — drowned in those calls at 2 MiB chunks. (Measured, the deeper model's first
-    convolution at batch 128: 16-image chunks took 7.4 ms on two cores, 32-image chunks 6.2 ms.)
+    channels — drowned in those calls at 2 MiB chunks: 8 Mi made the seed model's training step at
+    batch 128 5 % faster (``python benchmarks/knob_ab.py tinycnn.fast.CHUNK_MIN_WORK 1 8388608``).
 
     The chunks never depend on the number of cores: the weight gradient is summed chunk by chunk,
     and the same chunks give the same sums — the same numbers on one core or many.

@@ -51,9 +51,10 @@ from .pool import MaxPool2D
 #: Forward keeps its im2col rows for backward when the whole batch's take at most this many bytes,
 #: instead of backward building them again. A first layer's rows (ten columns: 4 MB at batch 128)
 #: are cheap to keep and slow to rebuild (one input channel makes short pieces to copy): the seed
-#: model's training step took 5–8 % less time. The deeper model's second convolution (7 MB at
-#: batch 32, 29 MB at 128) gained nothing at 7 MB and lost 3 % at 29 MB: those rows leave the cache
-#: before backward reads them, and rebuilding them chunk by chunk is as cheap as reading them back.
+#: model's training step took 3–4 % less time. Keeping the deeper model's second convolution's
+#: rows too (7 MB at batch 32, 29 MB at 128) made its step 2.5–3.3 % slower: those rows leave the
+#: cache before backward reads them, and rebuilding them chunk by chunk is cheaper than reading them
+#: back (``python benchmarks/knob_ab.py tinycnn.layers.fused.KEEP_COLS_BYTES 0 4194304 40000000``).
 KEEP_COLS_BYTES = 4 * 2**20
 
 

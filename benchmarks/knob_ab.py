@@ -1,0 +1,99 @@
+"""A/B test of one speed setting: training steps with each value, alternating in one process.
+
+tinycnn's speed helpers are tuned by a few module-level constants (``tinycnn.fast.MIN_FLOPS``,
+``CHUNK_BYTES``, ``CHUNK_MIN_WORK``, ``tinycnn.layers.fused.KEEP_COLS_BYTES``, …). This script sets
+the constant to each value in turn, round after round, and times the same training steps on real
+PneumoniaMNIST images, so that the machine's slow drifts hit every value alike. It prints the
+median step time per value and the median of the per-round ratios to the first value.
+
+Example (what ``docs/design.md`` quotes)::
+
+    python benchmarks/knob_ab.py tinycnn.fast.MIN_FLOPS 8388608 4194304 --rounds 31
+
+The same value twice (``… MIN_FLOPS 4194304 4194304``) is an A/A test: how far apart two
+identical settings come out, the noise floor of the ratios.
+
+The model's weights change as it trains, which does not change the work per step.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parent.parent
+if str(REPO) not in sys.path:          # this checkout's tinycnn, installed or not
+    sys.path.insert(0, str(REPO))
+
+
+def step_ms(model, x, y, batch, start, steps):
+    """Mean time of ``steps`` training steps on consecutive batches from ``start``, in ms."""
+    began = time.perf_counter()
+    for i in range(steps):
+        first = (start + i * batch) % (len(x) - batch)
+        model.train_on_batch(x[first:first + batch], y[first:first + batch])
+    return (time.perf_counter() - began) / steps * 1e3
+
+
+def _setting(dotted: str):
+    module_name, _, attribute = dotted.rpartition(".")
+    if not module_name:
+        raise SystemExit(f"knob_ab: expected MODULE.CONSTANT, got {dotted!r}")
+    module = importlib.import_module(module_name)
+    if not hasattr(module, attribute):
+        raise SystemExit(f"knob_ab: {module_name} has no {attribute}")
+    return module, attribute
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("setting", help="MODULE.CONSTANT, e.g. tinycnn.fast.MIN_FLOPS")
+    parser.add_argument("values", nargs="+", type=int, help="values to alternate (integers); the first is the baseline")
+    parser.add_argument("--models", nargs="+", default=["seed", "deeper"])
+    parser.add_argument("--batch-sizes", nargs="+", type=int, default=[32, 128])
+    parser.add_argument("--rounds", type=int, default=9)
+    parser.add_argument("--steps", type=int, default=10)
+    parser.add_argument("--data", default=None)
+    args = parser.parse_args(argv)
+
+    from tinycnn import zoo
+    from tinycnn.datasets import load
+
+    module, attribute = _setting(args.setting)
+    original = getattr(module, attribute)
+    data = load("pneumoniamnist", root=args.data)
+    x = (data.train.images[..., None] / np.float32(255)).astype(np.float32)
+    y = data.train.labels[:, 0].astype(np.int64)
+    print(f"{args.setting}: " + ", ".join(map(str, args.values)) + f" ({args.rounds} alternating rounds of "
+          f"{args.steps} steps; ms per step, median; in brackets the median ratio to {args.values[0]})")
+    try:
+        for name in args.models:
+            for batch in args.batch_sizes:
+                model = zoo.MODELS[name](2, seed=0)
+                model.compile("adam", "sparse_categorical_crossentropy")
+                times = [[] for _ in args.values]        # by position: the same value twice is an A/A test
+                for value in args.values:                 # warm-up: buffers, caches, threads
+                    setattr(module, attribute, value)
+                    step_ms(model, x, y, batch, 0, 3)
+                start = 0
+                for _ in range(args.rounds):
+                    for i, value in enumerate(args.values):
+                        setattr(module, attribute, value)
+                        times[i].append(step_ms(model, x, y, batch, start, args.steps))
+                        start += args.steps * batch
+                base = np.array(times[0])
+                cells = [f"{value}: {np.median(t):.2f} ({np.median(np.array(t) / base):.3f})"
+                         for value, t in zip(args.values, times)]
+                print(f"{name}/{batch}: " + "  ".join(cells), flush=True)
+    finally:
+        setattr(module, attribute, original)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
