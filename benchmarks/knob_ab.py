@@ -21,23 +21,15 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
 
-REPO = Path(__file__).resolve().parent.parent
-if str(REPO) not in sys.path:          # this checkout's tinycnn, installed or not
-    sys.path.insert(0, str(REPO))
+HERE = Path(__file__).resolve().parent
+if str(HERE) not in sys.path:          # fusion_ab's step timer (and, through it, this checkout's tinycnn)
+    sys.path.insert(0, str(HERE))
 
-
-def step_ms(model, x, y, batch, start, steps):
-    """Mean time of ``steps`` training steps on consecutive batches from ``start``, in ms."""
-    began = time.perf_counter()
-    for i in range(steps):
-        first = (start + i * batch) % (len(x) - batch)
-        model.train_on_batch(x[first:first + batch], y[first:first + batch])
-    return (time.perf_counter() - began) / steps * 1e3
+from fusion_ab import step_ms  # noqa: E402
 
 
 def _setting(dotted: str):
