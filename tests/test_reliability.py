@@ -213,6 +213,63 @@ def test_interrupt_and_resume_equals_uninterrupted_training_bit_for_bit(tmp_path
     assert resumed.optimizer.iterations == straight.optimizer.iterations
 
 
+def never_improving_early_stopping():
+    """Counts every epoch after the first as "no improvement" (min_delta is huge), so it stops at
+    epoch 1 + patience + 1 — and at a later epoch if its count were reset."""
+    return tc.callbacks.EarlyStopping("val_loss", patience=2, min_delta=1e9, restore_best_weights=True)
+
+
+def test_resume_gives_early_stopping_its_count_and_best_weights_back(tmp_path):
+    """Interrupted after epoch 2 (one epoch without improvement so far), resumed: it stops after
+    epoch 4 with epoch 1's weights, as the uninterrupted run does — not two epochs later."""
+    validation = (X[:20], Y[:20])
+    straight = fresh(seed=7)
+    full = straight.fit(X, Y, epochs=8, batch_size=16, verbose=0, validation_data=validation, augment=identity,
+                        callbacks=[never_improving_early_stopping()])
+    assert len(full["loss"]) == 4 and straight.stop_reason.startswith("early stopping after epoch 4")
+
+    first = fresh(seed=7)
+    checkpoint = tmp_path / "ckpt.npz"
+    first.fit(X, Y, epochs=8, batch_size=16, verbose=0, validation_data=validation, checkpoint=checkpoint,
+              augment=interrupt_at(3, 3, steps_per_epoch=5), callbacks=[never_improving_early_stopping()])
+    assert first.stop_reason.startswith("interrupted (Ctrl-C) in epoch 3")
+
+    resumed = fresh(seed=123)
+    stopper = never_improving_early_stopping()
+    history = resumed.fit(X, Y, epochs=8, batch_size=16, verbose=0, validation_data=validation, resume=checkpoint,
+                          augment=identity, callbacks=[stopper])
+    assert history == full
+    assert resumed.stop_reason == straight.stop_reason
+    assert stopper.best_epoch == 1 and stopper.stopped_epoch == 4
+    for a, b in zip(straight.get_weights(), resumed.get_weights()):      # epoch 1's, restored at the end
+        np.testing.assert_array_equal(a, b)
+    assert len(load_model(checkpoint).get_weights()) == len(straight.get_weights())   # still a loadable model
+
+
+def test_resume_with_other_callbacks_warns_and_restores_only_matching_ones(tmp_path):
+    checkpoint = tmp_path / "ckpt.npz"
+    validation = (X[:20], Y[:20])
+    fresh().fit(X, Y, epochs=2, batch_size=16, verbose=0, validation_data=validation, checkpoint=checkpoint,
+                callbacks=[never_improving_early_stopping()])
+    schedule = tc.callbacks.LearningRateScheduler(lambda epoch: 1e-3)
+    with pytest.warns(UserWarning, match=r"written with callbacks \['EarlyStopping'\].*\['LearningRateScheduler'\]"):
+        fresh().fit(X, Y, epochs=3, batch_size=16, verbose=0, validation_data=validation, resume=checkpoint,
+                    callbacks=[schedule])
+
+
+def test_a_checkpoint_with_damaged_callback_state_is_refused(tmp_path):
+    checkpoint = tmp_path / "ckpt.npz"
+    fresh().fit(X, Y, epochs=2, batch_size=16, verbose=0, validation_data=(X[:20], Y[:20]), checkpoint=checkpoint,
+                callbacks=[never_improving_early_stopping()])
+    with np.load(checkpoint, allow_pickle=False) as npz:
+        arrays = dict(npz)
+    arrays.pop("callbacks/0/0")                                  # one of the best weights is missing
+    np.savez(tmp_path / "damaged.npz", **arrays)
+    with pytest.raises(ModelFileError, match="invalid callback state"):
+        fresh().fit(X, Y, epochs=3, verbose=0, resume=tmp_path / "damaged.npz",
+                    callbacks=[never_improving_early_stopping()])
+
+
 def test_best_checkpoint_follows_the_monitored_metric(tmp_path):
     model = fresh()
     history = model.fit(X, Y, epochs=4, batch_size=16, verbose=0, validation_data=(X[:20], Y[:20]),

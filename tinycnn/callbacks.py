@@ -8,6 +8,11 @@ object with any of these methods (epochs count from 1)::
 
 ``logs`` holds the epoch's numbers (``loss``, ``accuracy``, ``val_loss`` ...); a callback may add
 entries, which join the history, and may set ``model.stop_training = True``.
+
+A callback that keeps state from epoch to epoch (:class:`EarlyStopping` counts epochs without
+improvement) also defines ``get_state()`` and ``set_state(state, arrays)``: ``fit(checkpoint=...)``
+saves that state with the weights, and ``fit(resume=...)`` gives it back to the callback passed
+at the same position, so that a resumed run stops where an uninterrupted one would.
 """
 
 from __future__ import annotations
@@ -27,6 +32,14 @@ class Callback:
 
     def on_train_end(self, model):
         pass
+
+    def get_state(self) -> tuple[dict, list]:
+        """What resuming needs: a JSON-able dict and a list of arrays (both empty: no state)."""
+        return {}, []
+
+    def set_state(self, state: dict, arrays: list) -> None:
+        """Take back what :meth:`get_state` returned (called by ``fit(resume=...)`` after
+        ``on_train_begin``)."""
 
 
 class FunctionCallback(Callback):
@@ -130,3 +143,19 @@ class EarlyStopping(Callback):
     def on_train_end(self, model):
         if self.restore_best_weights and self.best_weights is not None:
             model.set_weights(self.best_weights)
+
+    def get_state(self):
+        state = {"best": None if self.best is None else float(self.best), "best_epoch": self.best_epoch,
+                 "wait": self.wait, "stopped_epoch": self.stopped_epoch}
+        return state, list(self.best_weights) if self.best_weights is not None else []
+
+    def set_state(self, state, arrays):
+        try:
+            best, best_epoch, wait = state["best"], int(state["best_epoch"]), int(state["wait"])
+            stopped = state["stopped_epoch"]
+        except (KeyError, TypeError, ValueError) as err:
+            raise ValueError(f"EarlyStopping: invalid saved state {state!r} ({err})") from None
+        self.best = None if best is None else float(best)
+        self.best_epoch, self.wait = best_epoch, wait
+        self.stopped_epoch = None if stopped is None else int(stopped)
+        self.best_weights = [a.copy() for a in arrays] if arrays else None

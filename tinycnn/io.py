@@ -73,11 +73,14 @@ def atomic_write_text(path, text: str) -> Path:
     return atomic_write(path, lambda f: f.write(text.encode("utf-8")))
 
 
-def save_model(model: Sequential, path, include_optimizer: bool = True, training_state: dict | None = None) -> Path:
+def save_model(model: Sequential, path, include_optimizer: bool = True, training_state: dict | None = None,
+               callback_arrays: list[list[np.ndarray]] | None = None) -> Path:
     """Write ``model`` (architecture, weights, compile settings, ``model.metadata``) to ``path``.
 
     ``training_state`` (used by ``fit(checkpoint=...)``) adds what resuming needs: the epoch,
-    the history and the state of the model's random generator.
+    the history, the state of the model's random generators and of the callbacks
+    (``training_state["callbacks"]``, with their arrays — e.g. early stopping's best weights —
+    in ``callback_arrays``, one list per callback).
     """
     if not model.built:
         raise ValueError("save_model: the model is not built yet; build it (or pass input_shape) first")
@@ -104,6 +107,9 @@ def save_model(model: Sequential, path, include_optimizer: bool = True, training
             for i, slots in enumerate(opt.slots):
                 for slot, value in slots.items():
                     arrays[f"optimizer/{i}/{slot}"] = value
+    for i, callback in enumerate(callback_arrays or []):
+        for j, value in enumerate(callback):
+            arrays[f"callbacks/{i}/{j}"] = np.asarray(value)
     arrays[HEADER] = np.array(json.dumps(doc))
 
     def write(f):
@@ -118,12 +124,14 @@ def load_model(path) -> Sequential:
     """Read a model written by :func:`save_model`. Raises :class:`ModelFileError` (a ValueError)
     naming the file and the problem for anything that is not a valid tinycnn model file."""
     doc, arrays, path = _read(path)
+    _callback_arrays(doc, arrays, path)             # (checked, then set aside: a model has no use for them)
     return _rebuild(doc, arrays, path)
 
 
 def load_training_state(model: Sequential, path) -> dict:
     """Restore a checkpoint written by ``fit(checkpoint=...)`` into ``model`` (weights, optimizer
-    state, random generator) and return its training state (``epoch``, ``history``, ``best``).
+    state, random generator) and return its training state (``epoch``, ``history``, ``best``, and
+    ``callbacks``: per callback its class, state and arrays, for ``fit`` to hand back).
 
     The checkpoint must come from the same architecture and optimizer, or a ModelFileError says
     what differs.
@@ -133,6 +141,7 @@ def load_training_state(model: Sequential, path) -> dict:
     if not isinstance(state, dict) or not {"epoch", "history", "rng"} <= set(state):
         raise ModelFileError(f"{path}: a model file but not a training checkpoint (no training state); "
                              "write one with fit(..., checkpoint=PATH)")
+    state["callbacks"] = _callback_arrays(doc, arrays, path)
     saved = _rebuild(doc, arrays, path)
     mine = [(type(l).__name__, {k: v for k, v in l.get_config().items() if k != "name"}) for l in model.layers]
     theirs = [(type(l).__name__, {k: v for k, v in l.get_config().items() if k != "name"}) for l in saved.layers]
@@ -153,6 +162,22 @@ def load_training_state(model: Sequential, path) -> dict:
     except (TypeError, ValueError, KeyError) as err:
         raise ModelFileError(f"{path}: invalid random-generator state ({err})") from None
     return state
+
+
+def _callback_arrays(doc: dict, arrays: dict, path: Path) -> list[dict]:
+    """Take the callbacks' arrays out of ``arrays``: the checkpoint's callback entries, each with
+    its ``"arrays"`` count replaced by the list of arrays ([] in a plain model file)."""
+    entries = (doc.get("training_state") or {}).get("callbacks") or []
+    stored = {key: arrays.pop(key) for key in [k for k in arrays if k.startswith("callbacks/")]}
+    try:
+        result = [{"class": str(e["class"]), "state": dict(e["state"]),
+                   "arrays": [stored.pop(f"callbacks/{i}/{j}") for j in range(int(e["arrays"]))]}
+                  for i, e in enumerate(entries)]
+    except (KeyError, TypeError, ValueError) as err:
+        raise ModelFileError(f"{path}: invalid callback state in the checkpoint ({type(err).__name__}: {err})") from None
+    if stored:
+        raise ModelFileError(f"{path}: unexpected arrays {sorted(stored)}")
+    return result
 
 
 def _read(path) -> tuple[dict, dict, Path]:

@@ -17,6 +17,7 @@ activation: the fused, numerically stable ``(p − y)/N``.
 from __future__ import annotations
 
 import math
+import warnings
 
 import numpy as np
 from tqdm import tqdm          # the plain text bar: works in terminals and notebooks alike
@@ -389,11 +390,12 @@ class Sequential:
         Safety:
 
         * ``checkpoint=PATH`` writes the whole training state (weights, optimizer state, random
-          generator, history, epoch) atomically after every epoch; ``checkpoint_best=PATH`` does
+          generators, history, epoch, the callbacks' state) atomically after every epoch; ``checkpoint_best=PATH`` does
           so whenever ``monitor`` (a history key; lower is better for losses, higher otherwise)
           improves. Both files load with ``tinycnn.load_model``.
         * ``resume=PATH`` continues from such a checkpoint: the run ends with exactly the weights
-          an uninterrupted run would have (same seed, data and machine). ``epochs`` is the total.
+          an uninterrupted run would have (same seed, data, machine and arguments — pass the same
+          callbacks: each gets its saved state back). ``epochs`` is the total.
         * Ctrl-C finishes the current step, then returns the history of the completed epochs
           (``model.stop_reason`` says where it stopped); the weights are those of the last step.
         * NaN/inf in the loss, an output or a gradient raises :class:`NonFiniteError` naming the
@@ -426,6 +428,8 @@ class Sequential:
         self.stop_reason = None
         for callback in callbacks:
             callback.on_train_begin(self)
+        if resume is not None:
+            self._restore_callbacks(callbacks, state["callbacks"], resume)
         with DeferredInterrupt() as interrupt:
             for epoch in range(first_epoch, epochs + 1):
                 for callback in callbacks:
@@ -444,7 +448,8 @@ class Sequential:
                     history.setdefault(key, []).append(value)
                 if verbose == 2:
                     print(f"Epoch {epoch}/{epochs} - " + " - ".join(f"{k}: {v:.4f}" for k, v in logs.items()))
-                best = self._save_checkpoints(epoch, history, logs, checkpoint, checkpoint_best, monitor, best)
+                best = self._save_checkpoints(epoch, history, logs, checkpoint, checkpoint_best, monitor, best,
+                                              callbacks)
                 if self.stop_training:
                     self.stop_reason = self.stop_reason or f"stopped by a callback after epoch {epoch}"
                     break
@@ -517,7 +522,7 @@ class Sequential:
                     return None
         return {"loss": total_loss / n, "accuracy": total_acc / n}
 
-    def _save_checkpoints(self, epoch, history, logs, checkpoint, checkpoint_best, monitor, best):
+    def _save_checkpoints(self, epoch, history, logs, checkpoint, checkpoint_best, monitor, best, callbacks):
         """Write the per-epoch and best checkpoints; returns the best monitored value so far."""
         if checkpoint_best is not None:
             if monitor not in logs:
@@ -527,18 +532,35 @@ class Sequential:
             lower_is_better = "loss" in monitor
             if best is None or (value < best if lower_is_better else value > best):
                 best = value
-                self._write_state(checkpoint_best, epoch, history, best)
+                self._write_state(checkpoint_best, epoch, history, best, callbacks)
         if checkpoint is not None:
-            self._write_state(checkpoint, epoch, history, best)
+            self._write_state(checkpoint, epoch, history, best, callbacks)
         return best
 
-    def _write_state(self, path, epoch, history, best):
+    def _write_state(self, path, epoch, history, best, callbacks):
         from .io import save_model
+        states = [callback.get_state() for callback in callbacks]     # (JSON-able dict, arrays) each
         save_model(self, path, include_optimizer=True,
                    training_state={"epoch": epoch, "history": history, "best": best,
                                    "rng": self.rng.bit_generator.state,
                                    "layer_rngs": {layer.name: layer.rng.bit_generator.state
-                                                  for layer in self.layers if hasattr(layer, "rng")}})
+                                                  for layer in self.layers if hasattr(layer, "rng")},
+                                   "callbacks": [{"class": type(callback).__name__, "state": state,
+                                                  "arrays": len(arrays)}
+                                                 for callback, (state, arrays) in zip(callbacks, states)]},
+                   callback_arrays=[arrays for _, arrays in states])
+
+    def _restore_callbacks(self, callbacks, saved, path):
+        """Hand each callback the state the checkpoint saved for the callback at its position (same
+        class); warn when the callbacks differ from the checkpoint's, whose states then stay behind."""
+        mine, theirs = [type(c).__name__ for c in callbacks], [entry["class"] for entry in saved]
+        if mine != theirs:
+            warnings.warn(f"{self.name}: resuming from {path}, which was written with callbacks {theirs}, "
+                          f"with callbacks {mine}: only a callback at the same position and of the same class "
+                          "gets its saved state (early stopping's counters, for one) back", stacklevel=3)
+        for callback, entry in zip(callbacks, saved):
+            if type(callback).__name__ == entry["class"]:
+                callback.set_state(entry["state"], entry["arrays"])
 
     def save(self, path, include_optimizer: bool = True):
         """Save architecture, weights, compile settings and ``metadata`` to one ``.npz`` file
