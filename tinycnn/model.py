@@ -390,9 +390,9 @@ class Sequential:
         Safety:
 
         * ``checkpoint=PATH`` writes the whole training state (weights, optimizer state, random
-          generators, history, epoch, the callbacks' state) atomically after every epoch; ``checkpoint_best=PATH`` does
-          so whenever ``monitor`` (a history key; lower is better for losses, higher otherwise)
-          improves. Both files load with ``tinycnn.load_model``.
+          generators, history, epoch, the callbacks' state) atomically after every epoch;
+          ``checkpoint_best=PATH`` does so whenever ``monitor`` (a history key; lower is better
+          for losses, higher otherwise) improves. Both files load with ``tinycnn.load_model``.
         * ``resume=PATH`` continues from such a checkpoint: the run ends with exactly the weights
           an uninterrupted run would have (same seed, data, machine and arguments — pass the same
           callbacks: each gets its saved state back). ``epochs`` is the total.
