@@ -161,3 +161,30 @@ def test_knob_ab_script_alternates_the_values_and_restores_the_setting(medmnist_
     assert cells[0].endswith("(1.000)")
     with pytest.raises(SystemExit):
         module.main(["tinycnn.fast.NO_SUCH_CONSTANT", "1"])
+
+
+def _worktrees():
+    """The repository's worktrees and revision_ab's temporary folders."""
+    import tempfile
+    out = subprocess.run(["git", "-C", str(REPO), "worktree", "list"], capture_output=True, text=True, check=True)
+    return out.stdout.splitlines() + sorted(Path(tempfile.gettempdir()).glob("tinycnn_ab_*"))
+
+
+def test_revision_ab_script_runs_two_checkouts_in_turn_and_removes_them(medmnist_dir, capsys):
+    """benchmarks/revision_ab.py: HEAD (a temporary worktree, checked to be what its worker imported)
+    against the files as they are, one short round; the worktree is gone afterwards, also when a
+    revision does not exist."""
+    spec = importlib.util.spec_from_file_location("revision_ab", REPO / "benchmarks" / "revision_ab.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    before = _worktrees()
+    assert module.main(["HEAD", "WORKTREE", "--models", "seed", "--batch-sizes", "16", "--rounds", "2",
+                        "--steps", "2", "--data", str(medmnist_dir)]) == 0
+    row = [line for line in capsys.readouterr().out.splitlines() if line.startswith("seed/16: ")]
+    assert len(row) == 1
+    a, b, ratio = (float(row[0].split(label)[1].split()[0]) for label in ("A ", "B ", "B / A "))
+    assert a > 0 and b > 0 and 0.2 < ratio < 5                               # the same work either way
+    assert _worktrees() == before
+    with pytest.raises(subprocess.CalledProcessError):
+        module.main(["no-such-revision-xyz", "WORKTREE", "--data", str(medmnist_dir)])
+    assert _worktrees() == before
