@@ -163,6 +163,17 @@ def test_knob_ab_script_alternates_the_values_and_restores_the_setting(medmnist_
         module.main(["tinycnn.fast.NO_SUCH_CONSTANT", "1"])
 
 
+def test_call_costs_script_times_every_call(capsys):
+    """benchmarks/call_costs.py: each pair of ways to do one thing gets a positive time."""
+    spec = importlib.util.spec_from_file_location("call_costs", REPO / "benchmarks" / "call_costs.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    assert module.main(["--reps", "3"]) == 0
+    rows = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| ") and "µs" not in line]
+    assert [row.split("|")[1].strip() for row in rows] == list(module.cases())
+    assert all(float(row.split("|")[2]) > 0 for row in rows)
+
+
 def _worktrees():
     """The repository's worktrees and revision_ab's temporary folders."""
     import tempfile

@@ -31,6 +31,23 @@ def test_im2col_into_equals_im2col_in_both_layouts(n, h, w, c, k, s, seed):
     np.testing.assert_array_equal(fast.im2col_into(x, (k, k), (s, s), buffer), expected)
 
 
+@settings(max_examples=30)
+@given(n=st.integers(1, 4), h=st.integers(1, 9), w=st.integers(1, 9), c=st.integers(1, 5),
+       kh=st.integers(1, 3), kw=st.integers(1, 3), sh=st.integers(1, 3), sw=st.integers(1, 3))
+def test_fast_window_view_is_the_plain_one(n, h, w, c, kh, kw, sh, sw):
+    """fast._windows builds im2col.windows's view without as_strided: same shape, strides, values,
+    read-only; a non-contiguous input falls back to the plain view."""
+    from tinycnn.im2col import windows
+    if kh > h or kw > w:
+        return
+    x = np.arange(n * h * w * c, dtype=np.float32).reshape(n, h, w, c)
+    for array in (x, x[:, :, ::-1], x[1:]):
+        fast_view, plain = fast._windows(array, (kh, kw), (sh, sw)), windows(array, (kh, kw), (sh, sw))
+        assert fast_view.shape == plain.shape and fast_view.strides == plain.strides
+        np.testing.assert_array_equal(fast_view, plain)
+        assert not fast_view.flags.writeable
+
+
 def test_pad_into_equals_pad_and_rewrites_the_border():
     x = np.arange(2 * 3 * 4 * 2, dtype=np.float32).reshape(2, 3, 4, 2)
     pads = padding_amounts(3, 4, (3, 3), (1, 1), "same")

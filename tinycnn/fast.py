@@ -25,6 +25,7 @@ file (:func:`window_major`, :func:`max_and_first_argmax`, :func:`route_to_argmax
 from __future__ import annotations
 
 import functools
+import math
 import os
 import threading
 import time
@@ -229,7 +230,7 @@ class Scratch:
         """An array of ``shape`` cut from the start of this thread's buffer ``name`` (contents left
         from its last use). The buffer only grows, so chunks of 10 and of 11 images, or a last
         smaller batch, share one allocation."""
-        size, key = int(np.prod(shape)), (name, threading.get_ident())
+        size, key = math.prod(shape), (name, threading.get_ident())   # 0.1 µs; np.prod: 3 µs
         flat = self._arrays.get(key)
         if flat is None or flat.size < size or flat.dtype != dtype:
             flat = self._arrays[key] = np.empty(size, dtype)
@@ -272,11 +273,11 @@ def im2col_into(x_padded: np.ndarray, kernel, strides, buffer: np.ndarray, pool=
     is ``cols · W + b`` in one product — the bias is the weight of an input that is always 1 —
     and ``[1, cols]ᵀ · dz`` gives ``Σ dz = db`` as its first row, next to ``dW``.
     """
-    win = windows(x_padded, kernel, strides)                     # (N, Ho, Wo, kh, kw, C)
+    win = _windows(x_padded, kernel, strides)                    # (N, Ho, Wo, kh, kw, C)
     if pool is not None:
         win = window_major(win, pool)
     *row_dims, kh, kw, c = win.shape
-    rows, columns, extra = int(np.prod(row_dims)), kh * kw * c, int(ones)
+    rows, columns, extra = math.prod(row_dims), kh * kw * c, int(ones)
     if c >= 4:
         out = buffer[:rows * (extra + columns)].reshape(rows, extra + columns)
         np.copyto(out[:, extra:].reshape(win.shape), win)
@@ -288,6 +289,21 @@ def im2col_into(x_padded: np.ndarray, kernel, strides, buffer: np.ndarray, pool=
     if ones:
         out[:, 0] = 1
     return out
+
+
+def _windows(x: np.ndarray, kernel, strides) -> np.ndarray:
+    """:func:`tinycnn.im2col.windows`, the same read-only view, built with ``np.ndarray`` directly
+    when ``x`` is contiguous: 1.2 µs instead of the 3.5 µs ``as_strided`` takes
+    (``python benchmarks/call_costs.py``). Both cores build windows for every chunk, and Python code
+    like this holds the GIL: while one core runs it, the other cannot start or finish a NumPy call."""
+    if not x.flags.c_contiguous:
+        return windows(x, kernel, strides)
+    (n, h, w, c), (kh, kw), (sh, sw) = x.shape, kernel, strides
+    s_n, s_h, s_w, s_c = x.strides
+    view = np.ndarray((n, (h - kh) // sh + 1, (w - kw) // sw + 1, kh, kw, c), x.dtype, x, 0,
+                      (s_n, s_h * sh, s_w * sw, s_h, s_w, s_c))
+    view.flags.writeable = False
+    return view
 
 
 def window_major(win: np.ndarray, pool) -> np.ndarray:
