@@ -48,6 +48,25 @@ def test_fast_window_view_is_the_plain_one(n, h, w, c, kh, kw, sh, sw):
         assert not fast_view.flags.writeable
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_relu_into_equals_maximum_with_zero(dtype, monkeypatch):
+    """relu_into takes its zeros from an array; the result is np.maximum(x, 0) exactly, NaN kept,
+    in place or not, contiguous or strided, and block by block when longer than RELU_BLOCK."""
+    monkeypatch.setattr(fast, "_zeros", {})
+    monkeypatch.setattr(fast, "RELU_BLOCK", 1000)                           # several blocks below
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((7, 13, 11, 5)).astype(dtype)                   # 5005 elements: 6 blocks
+    x[0, 0, 0, :3] = [np.nan, -0.0, np.inf]
+    expected = np.maximum(x, 0)
+    np.testing.assert_array_equal(fast.relu_into(x, np.empty_like(x)), expected)
+    strided = x[:, ::2]
+    np.testing.assert_array_equal(fast.relu_into(strided, np.empty_like(strided)), np.maximum(strided, 0))
+    in_place = x.copy()
+    assert fast.relu_into(in_place, in_place) is in_place
+    np.testing.assert_array_equal(in_place, expected)
+    assert not fast._zeros[np.dtype(dtype)].any() and not fast._zeros[np.dtype(dtype)].flags.writeable
+
+
 def test_pad_into_equals_pad_and_rewrites_the_border():
     x = np.arange(2 * 3 * 4 * 2, dtype=np.float32).reshape(2, 3, 4, 2)
     pads = padding_amounts(3, 4, (3, 3), (1, 1), "same")

@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import initializers, regularizers
-from ..fast import chunks, im2col_into, images_per_chunk, matmul, pad_into, parallel_map
+from ..fast import chunks, im2col_into, images_per_chunk, matmul, pad_into, parallel_map, relu_into
 from ..im2col import col2im, padding_amounts, unpad
 from .activations import ReLU, make_activation
 from .base import Layer, as_pair, check_choice, window_output_hw
@@ -112,7 +112,7 @@ class Conv2D(Layer):
         def convolve(batch):                           # a few images, on whichever core is free
             z_rows = self._linear(x_padded[batch], z[batch], weights)    # z = cols · W + b
             if relu_here:                              # ReLU now, while these rows are in cache
-                np.maximum(z_rows, 0, out=z_rows)
+                relu_into(z_rows, z_rows)
 
         parallel_map(convolve, self._chunks(n))
         self._cache = x_padded        # backward rebuilds cols from it (a scratch buffer when padded)

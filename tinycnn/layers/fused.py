@@ -41,7 +41,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..fast import matmul, max_and_first_argmax, parallel_map, route_to_argmax, window_major
+from ..fast import matmul, max_and_first_argmax, parallel_map, relu_into, route_to_argmax, window_major
 from .activations import ReLU
 from .base import RanFused
 from .conv import Conv2D
@@ -129,7 +129,7 @@ class ConvReLUPool:
             matmul(cols, weights, out=z.reshape(-1, conv.filters))       # z = [1, cols] · [b; W]
             blocks = z.reshape(windows, images, *pool.output_shape)  # blocks[k]: window position k
             max_and_first_argmax(blocks, y[batch], None if first is None else first[batch], self._scratch)
-            np.maximum(y[batch], 0, out=y[batch])                    # relu(max(z)) = max(relu(z))
+            relu_into(y[batch], y[batch])                            # relu(max(z)) = max(relu(z))
             return cols if keep else None
 
         cols = parallel_map(step, conv._chunks(n))
