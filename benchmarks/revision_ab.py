@@ -3,6 +3,7 @@
     python benchmarks/revision_ab.py 271b04d HEAD                 # before and after a change
     python benchmarks/revision_ab.py HEAD WORKTREE --rounds 31    # the uncommitted change
     python benchmarks/revision_ab.py HEAD HEAD                    # A/A: the noise floor
+    python benchmarks/revision_ab.py 271b04d HEAD --predict       # predict instead of training
 
 ``knob_ab.py`` compares values of one constant inside one process; a change to the code itself
 needs two processes. Each revision is checked out into a temporary ``git worktree`` (``WORKTREE``
@@ -11,8 +12,8 @@ tinycnn, loads the real PneumoniaMNIST training images and builds the model once
 take turns, round after round: one runs ``--steps`` training steps while the other waits idle, so
 the machine's slow drifts hit both alike, and neither pays its start-up inside the timing. Printed:
 the median ms per step of each revision and the median of the per-round ratios (B / A; < 1: B is
-faster). Both train the same model from the same seed on the same batches. The worktrees are
-removed at the end. Needs the MedMNIST files ($TINYCNN_DATA or --data).
+faster). Both train the same model from the same seed on the same batches. ``--predict`` times
+``predict`` (batch 256) on all the training images instead. The worktrees are removed at the end. Needs the MedMNIST files ($TINYCNN_DATA or --data).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import numpy as np
@@ -35,8 +37,9 @@ WORKTREE = "WORKTREE"
 
 def serve(data_root: str | None) -> None:
     """Worker: read ``{"model", "batch", "start", "steps"}`` lines from stdin, answer each with the
-    mean ms per step of that many training steps. The model for each (model, batch) is built on
-    first use with seed 0 and kept, so every round continues its training."""
+    mean ms per step of that many training steps — or, for ``{"model", "predict": true}``, with the
+    ms that ``predict`` (batch 256) takes on all the training images. The model for each (model,
+    batch) is built on first use with seed 0 and kept, so every round continues its training."""
     from tinycnn import zoo                     # first: the revision's tinycnn, from $PYTHONPATH
     from tinycnn.datasets import load
 
@@ -50,12 +53,20 @@ def serve(data_root: str | None) -> None:
     print(json.dumps({"ready": True, "tinycnn": zoo.__file__}), flush=True)
     for line in sys.stdin:
         job = json.loads(line)
-        key = (job["model"], job["batch"])
+        key = (job["model"], job.get("batch"))
         if key not in models:
             models[key] = zoo.MODELS[job["model"]](2, seed=0)
             models[key].compile("adam", "sparse_categorical_crossentropy")
-            step_ms(models[key], x, y, job["batch"], 0, 3)                   # warm-up: buffers, threads
-        print(json.dumps({"ms": step_ms(models[key], x, y, job["batch"], job["start"], job["steps"])}), flush=True)
+            if job.get("predict"):
+                models[key].predict(x[:1024])                                # warm-up: buffers, threads
+            else:
+                step_ms(models[key], x, y, job["batch"], 0, 3)
+        if job.get("predict"):
+            began = time.perf_counter()
+            models[key].predict(x)
+            print(json.dumps({"ms": (time.perf_counter() - began) * 1e3}), flush=True)
+        else:
+            print(json.dumps({"ms": step_ms(models[key], x, y, job["batch"], job["start"], job["steps"])}), flush=True)
 
 
 class Worker:
@@ -93,8 +104,8 @@ class Worker:
             raise RuntimeError(f"revision_ab: the worker for {self.revision} stopped (see its error above)")
         return json.loads(line)
 
-    def step_ms(self, model: str, batch: int, start: int, steps: int) -> float:
-        self.process.stdin.write(json.dumps({"model": model, "batch": batch, "start": start, "steps": steps}) + "\n")
+    def ms(self, job: dict) -> float:
+        self.process.stdin.write(json.dumps(job) + "\n")
         self.process.stdin.flush()
         return self._answer()["ms"]
 
@@ -119,6 +130,8 @@ def main(argv=None) -> int:
     parser.add_argument("--batch-sizes", nargs="+", type=int, default=[32, 128])
     parser.add_argument("--rounds", type=int, default=21)
     parser.add_argument("--steps", type=int, default=10)
+    parser.add_argument("--predict", action="store_true",
+                        help="time predict (batch 256) on all the training images instead of training steps")
     parser.add_argument("--data", default=None)
     parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -133,18 +146,23 @@ def main(argv=None) -> int:
     try:
         for revision in (args.a, args.b):
             workers.append(Worker(revision, args.data))
-        print(f"{labels[0]} vs {labels[1]}: {args.rounds} rounds of {args.steps} training steps each, taking turns "
-              "(A first in odd rounds, B first in even ones); ms per step, median; B / A = median of the per-round ratios")
-        for model in args.models:
-            for batch in args.batch_sizes:
-                times, start = ([], []), 0
-                for r in range(args.rounds):
-                    for i in ((0, 1) if r % 2 == 0 else (1, 0)):
-                        times[i].append(workers[i].step_ms(model, batch, start, args.steps))
-                    start += args.steps * batch
-                ratio = np.median(np.array(times[1]) / np.array(times[0]))
-                print(f"{model}/{batch}: A {np.median(times[0]):.2f}  B {np.median(times[1]):.2f}  B / A {ratio:.3f}",
-                      flush=True)
+        what = "predict (batch 256) on all the training images" if args.predict else f"{args.steps} training steps"
+        print(f"{labels[0]} vs {labels[1]}: {args.rounds} rounds of {what} each, taking turns (A first in odd "
+              f"rounds, B first in even ones); ms {'per predict' if args.predict else 'per step'}, median; "
+              "B / A = median of the per-round ratios")
+        configs = [(model, None) for model in args.models] if args.predict else \
+            [(model, batch) for model in args.models for batch in args.batch_sizes]
+        for model, batch in configs:
+            times, start = ([], []), 0
+            for r in range(args.rounds):
+                job = {"model": model, "predict": True} if args.predict else \
+                    {"model": model, "batch": batch, "start": start, "steps": args.steps}
+                for i in ((0, 1) if r % 2 == 0 else (1, 0)):
+                    times[i].append(workers[i].ms(job))
+                start += args.steps * (batch or 0)
+            ratio = np.median(np.array(times[1]) / np.array(times[0]))
+            name = f"{model} predict" if args.predict else f"{model}/{batch}"
+            print(f"{name}: A {np.median(times[0]):.2f}  B {np.median(times[1]):.2f}  B / A {ratio:.3f}", flush=True)
     finally:
         for worker in workers:
             worker.close()

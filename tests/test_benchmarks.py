@@ -195,6 +195,9 @@ def test_revision_ab_script_runs_two_checkouts_in_turn_and_removes_them(medmnist
     assert len(row) == 1
     a, b, ratio = (float(row[0].split(label)[1].split()[0]) for label in ("A ", "B ", "B / A "))
     assert a > 0 and b > 0 and 0.2 < ratio < 5                               # the same work either way
+    assert module.main(["HEAD", "WORKTREE", "--predict", "--models", "seed", "--rounds", "1",
+                        "--data", str(medmnist_dir)]) == 0
+    assert [line for line in capsys.readouterr().out.splitlines() if line.startswith("seed predict: A ")]
     assert _worktrees() == before
     with pytest.raises(subprocess.CalledProcessError):
         module.main(["no-such-revision-xyz", "WORKTREE", "--data", str(medmnist_dir)])
