@@ -42,13 +42,14 @@ class Conv2D(Layer):
     contiguous copy. (:mod:`tinycnn.reference` spells out both; the tests hold them equal.)
 
     How it runs fast without changing those formulas (the helpers are in :mod:`tinycnn.fast`): the
-    batch goes through in chunks of a few images, on both CPU cores — each chunk's im2col rows are
-    built, multiplied and used while they are still in the CPU cache — and a ReLU activation is
-    applied (forward and backward) chunk by chunk too. The bias rides in the product: im2col gets a
-    first column of ones and the weights a first row ``b``, so ``[1, cols] · [b; W] = cols · W + b``
-    and ``[1, cols]ᵀ · dz = [db; dW]``. ``dW`` and ``db`` are the sums of the chunks' shares. The
-    first layer of a model skips ``dx``: nobody needs dL/d(images). A ``MaxPool2D`` right after a
-    ReLU convolution is usually run together with it, by :mod:`tinycnn.layers.fused`.
+    batch goes through in chunks of a few images, on both CPU cores — each chunk's images are
+    padded, and its im2col rows built, multiplied and used, while they are still in the CPU cache —
+    and a ReLU activation is applied (forward and backward) chunk by chunk too. The bias rides in
+    the product: im2col gets a first column of ones and the weights a first row ``b``, so
+    ``[1, cols] · [b; W] = cols · W + b`` and ``[1, cols]ᵀ · dz = [db; dW]``. ``dW`` and ``db`` are
+    the sums of the chunks' shares. The first layer of a model skips ``dx``: nobody needs
+    dL/d(images). A ``MaxPool2D`` right after a ReLU convolution is usually run together with it,
+    by :mod:`tinycnn.layers.fused`.
 
     Parameters
     ----------
@@ -103,13 +104,14 @@ class Conv2D(Layer):
     def forward(self, x, training=True):
         x = self.check_input(x)
         n, (ho, wo, f) = x.shape[0], self.output_shape
-        x_padded = self._pad(x)
+        x_padded = self._padded(x)
         z = np.empty((n, ho, wo, f), self.dtype)
         relu_here = self.fuse_relu and isinstance(self.activation, ReLU)
 
         weights = self._weights()
 
         def convolve(batch):                           # a few images, on whichever core is free
+            self._pad(x[batch], x_padded[batch])
             z_rows = self._linear(x_padded[batch], z[batch], weights)    # z = cols · W + b
             if relu_here:                              # ReLU now, while these rows are in cache
                 relu_into(z_rows, z_rows)
@@ -150,9 +152,20 @@ class Conv2D(Layer):
         return self._input_grad_result(dx) if input_grad else None
 
     # -- the pieces, one chunk of images at a time (also used by tinycnn.layers.fused) ----------
-    def _pad(self, x):
-        """``im2col.pad(x, self.pads)``, into a buffer reused by every batch."""
-        return pad_into(x, self.pads, self._buffer("x_padded"))
+    def _padded(self, x):
+        """Where ``im2col.pad(x, self.pads)`` goes: a buffer reused by every batch, which
+        :meth:`_pad` fills chunk by chunk (each core pads its own images just before reading
+        them), or ``x`` itself when there is no padding."""
+        (top, bottom), (left, right) = self.pads
+        if top == bottom == left == right == 0:
+            return x
+        n, h, w, c = x.shape
+        return self._buffer("x_padded")((n, h + top + bottom, w + left + right, c))
+
+    def _pad(self, x, x_padded):
+        """Copy a few images ``x`` into their part of :meth:`_padded`'s buffer, borders included."""
+        if x_padded is not x:
+            pad_into(x, self.pads, lambda shape: x_padded)
 
     def _linear(self, x_padded, out, weights):
         """``out = im2col(x_padded) · W + b`` for a few images; returns ``out`` as rows ``(images·Ho·Wo, F)``.

@@ -103,18 +103,19 @@ class ConvReLUPool:
         position held each maximum; inference (``training=False``, as in ``predict``) skips that."""
         conv, pool = self.conv, self.pool
         x = conv.check_input(x)
-        x_padded = conv._pad(x)
+        x_padded = conv._padded(x)
         y = np.empty((x.shape[0], *pool.output_shape), conv.dtype)
         first = np.empty(y.shape, np.uint8) if training else None
-        kept = self._convolve_and_pool(x_padded, y, first)
+        kept = self._convolve_and_pool(x_padded, y, first, x)
         for layer in (conv, conv.activation, pool):   # their own caches would be stale: this step has the data
             layer._cache = RanFused(self.name)
         self._cache = (x_padded, y, first, kept)
         return y
 
-    def _convolve_and_pool(self, x_padded, y, first):
-        """Fill ``y`` (and ``first``, unless None), a chunk of images at a time. Returns each
-        chunk's im2col rows when they are kept for backward (see :data:`KEEP_COLS_BYTES`), else None."""
+    def _convolve_and_pool(self, x_padded, y, first, x=None):
+        """Fill ``y`` (and ``first``, unless None), a chunk of images at a time; given the input
+        ``x``, each chunk first pads its images into ``x_padded``. Returns each chunk's im2col rows
+        when they are kept for backward (see :data:`KEEP_COLS_BYTES`), else None."""
         conv, pool = self.conv, self.pool
         windows, weights = pool.pool_size[0] * pool.pool_size[1], conv._weights()
         n, per_image = x_padded.shape[0], conv._cols_per_image()
@@ -125,6 +126,8 @@ class ConvReLUPool:
             images = batch.stop - batch.start
             z = self._scratch("z", (images, windows, *pool.output_shape), conv.dtype)
             into = kept[batch.start * per_image:batch.stop * per_image] if keep else None
+            if x is not None:
+                conv._pad(x[batch], x_padded[batch])
             cols = conv._im2col(x_padded[batch], pool.pool_size, into)   # window-major rows
             matmul(cols, weights, out=z.reshape(-1, conv.filters))       # z = [1, cols] · [b; W]
             blocks = z.reshape(windows, images, *pool.output_shape)  # blocks[k]: window position k
