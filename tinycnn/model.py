@@ -29,7 +29,7 @@ from .layers.activations import Sigmoid, Softmax
 from .losses import balanced_class_weights
 from .layers.base import Layer
 from .layers.fused import ConvReLUPool
-from .fast import with_one_blas_thread
+from .fast import all_finite, with_one_blas_thread
 from .safety import DeferredInterrupt, NonFiniteError, first_nonfinite_gradient, first_nonfinite_output
 
 
@@ -227,7 +227,7 @@ class Sequential:
             )
         if x.ndim < 2 or x.shape[0] == 0:
             raise ValueError(f"{self.name}: {what} must be a non-empty batch, got shape {x.shape}")
-        if not np.all(np.isfinite(x)):
+        if not all_finite(x):                          # one pass, no boolean temporary
             rows_ok = np.isfinite(x.reshape(x.shape[0], -1)).all(axis=1)
             bad = int(np.flatnonzero(~rows_ok)[0])
             raise ValueError(f"{self.name}: {what} contains NaN or inf (first in sample {bad})")
@@ -262,7 +262,10 @@ class Sequential:
     @with_one_blas_thread
     def forward(self, x, training=False) -> np.ndarray:
         """Run every layer; returns the last layer's output (probabilities if it ends in softmax)."""
-        out = self._prepare_input(x)
+        return self._run(self._prepare_input(x), training)
+
+    def _run(self, out, training) -> np.ndarray:
+        """:meth:`forward` on an input :meth:`_prepare_input` has already checked."""
         for step in self._steps():
             out = step.forward(out, training=training)
         return out
@@ -596,8 +599,8 @@ class Sequential:
         _check_positive_int(batch_size, "batch_size")
         x = self._prepare_input(x)
         chunks = []
-        for start in range(0, x.shape[0], batch_size):
-            out = self.forward(x[start:start + batch_size], training=False)
+        for start in range(0, x.shape[0], batch_size):                # x is checked: run each batch
+            out = self._run(x[start:start + batch_size], training=False)
             if self.loss is not None and self.loss.from_logits:
                 out = self.loss.probabilities(out)
             chunks.append(out)
