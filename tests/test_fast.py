@@ -76,6 +76,23 @@ def test_pad_into_equals_pad_and_rewrites_the_border():
                                   pad(x, pads, value=-np.inf))
 
 
+def test_padded_buffers_keep_their_zero_border_across_batches():
+    """Scratch.padded writes the zeros once; copy_to_middle then gives im2col.pad's array for any
+    batch size, after other contents, and a new layout (other pads or image size) starts from zeros."""
+    scratch, rng = fast.Scratch(), np.random.default_rng(0)
+    pads = ((1, 2), (0, 1))
+    for n in (3, 5, 2, 5):
+        x = rng.standard_normal((n, 4, 3, 2)).astype(np.float32) + 10           # never 0
+        buffer = scratch.padded("x_padded", x.shape, pads, np.float32)
+        fast.copy_to_middle(x, buffer, pads)
+        np.testing.assert_array_equal(buffer, pad(x, pads))
+    other = ((2, 2), (2, 2))
+    y = rng.standard_normal((1, 4, 3, 2)).astype(np.float32) + 10            # fits in the old buffer
+    buffer = scratch.padded("x_padded", y.shape, other, np.float32)
+    fast.copy_to_middle(y, buffer, other)
+    np.testing.assert_array_equal(buffer, pad(y, other))
+
+
 def test_parallel_map_keeps_order_and_raises_errors(cores):
     assert fast.parallel_map(lambda i: i * i, range(7)) == [i * i for i in range(7)]
 

@@ -225,6 +225,7 @@ class Scratch:
 
     def __init__(self):
         self._arrays: dict[tuple[str, int], np.ndarray] = {}
+        self._layouts: dict[tuple[str, int], tuple] = {}      # of the padded buffers
 
     def get(self, name: str, shape, dtype) -> np.ndarray:
         """An array of ``shape`` cut from the start of this thread's buffer ``name`` (contents left
@@ -235,6 +236,28 @@ class Scratch:
         if flat is None or flat.size < size or flat.dtype != dtype:
             flat = self._arrays[key] = np.empty(size, dtype)
         return flat[:size].reshape(shape)
+
+    def padded(self, name: str, x_shape, pads, dtype) -> np.ndarray:
+        """Like :meth:`get`, for ``x`` of ``x_shape`` zero-padded by ``pads``: an array whose border
+        already holds the zeros, so that only the middle needs writing (:func:`copy_to_middle`).
+        The zeros are written once, when the buffer is allocated: every image sits at the same
+        place in the flat buffer whatever the batch size, and nothing writes outside the middle."""
+        (top, bottom), (left, right) = pads
+        n, h, w, c = x_shape
+        shape = (n, h + top + bottom, w + left + right, c)
+        size, key = math.prod(shape), (name, threading.get_ident())
+        flat = self._arrays.get(key)
+        if flat is None or flat.size < size or flat.dtype != dtype or self._layouts.get(key) != (shape[1:], pads):
+            flat = self._arrays[key] = np.zeros(size, dtype)
+            self._layouts[key] = (shape[1:], pads)
+        return flat[:size].reshape(shape)
+
+
+def copy_to_middle(x: np.ndarray, x_padded: np.ndarray, pads) -> None:
+    """Write ``x`` into the middle of ``x_padded`` (from :meth:`Scratch.padded`): one copy."""
+    (top, _), (left, _) = pads
+    h, w = x.shape[1:3]
+    x_padded[:, top:top + h, left:left + w] = x
 
 
 def pad_into(x: np.ndarray, pads, buffer_of, value=0.0) -> np.ndarray:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import initializers, regularizers
-from ..fast import chunks, im2col_into, images_per_chunk, matmul, pad_into, parallel_map, relu_into
+from ..fast import chunks, copy_to_middle, im2col_into, images_per_chunk, matmul, parallel_map, relu_into
 from ..im2col import col2im, padding_amounts, unpad
 from .activations import ReLU, make_activation
 from .base import Layer, as_pair, check_choice, window_output_hw
@@ -156,16 +156,14 @@ class Conv2D(Layer):
         """Where ``im2col.pad(x, self.pads)`` goes: a buffer reused by every batch, which
         :meth:`_pad` fills chunk by chunk (each core pads its own images just before reading
         them), or ``x`` itself when there is no padding."""
-        (top, bottom), (left, right) = self.pads
-        if top == bottom == left == right == 0:
+        if not any(sum(self.pads, ())):
             return x
-        n, h, w, c = x.shape
-        return self._buffer("x_padded")((n, h + top + bottom, w + left + right, c))
+        return self.scratch.padded("x_padded", x.shape, self.pads, self.dtype)
 
     def _pad(self, x, x_padded):
-        """Copy a few images ``x`` into their part of :meth:`_padded`'s buffer, borders included."""
+        """Copy a few images ``x`` into their part of :meth:`_padded`'s buffer (its zero border is there already)."""
         if x_padded is not x:
-            pad_into(x, self.pads, lambda shape: x_padded)
+            copy_to_middle(x, x_padded, self.pads)
 
     def _linear(self, x_padded, out, weights):
         """``out = im2col(x_padded) · W + b`` for a few images; returns ``out`` as rows ``(images·Ho·Wo, F)``.
@@ -213,7 +211,8 @@ class Conv2D(Layer):
         ho, wo, f = self.output_shape
         dz = dz_rows.reshape(dx.shape[0], ho, wo, f)
         pads = ((kh - 1 - top, kh - 1 - bottom), (kw - 1 - left, kw - 1 - right))
-        dz_padded = pad_into(dz, pads, self._buffer("dz_padded"))
+        dz_padded = self.scratch.padded("dz_padded", dz.shape, pads, self.dtype)
+        copy_to_middle(dz, dz_padded, pads)
         images, h, w, c = dx.shape
         buffer = self._buffer("dz_cols")((images, h * w * kh * kw * f)).reshape(-1)
         cols = im2col_into(dz_padded, self.kernel_size, (1, 1), buffer)     # (images·H·W, kh·kw·F)
