@@ -57,7 +57,9 @@ CORES = _cores()
 # which made the deeper model's training step 5 % faster at batch 32 than 8 Mi, which kept them on
 # one core: ``python benchmarks/knob_ab.py tinycnn.fast.MIN_FLOPS 8388608 4194304 --rounds 31``).
 # The same wait hits every NumPy call a thread makes while the other thread holds the GIL (each
-# call holds it while it sets up), so code that runs on both cores at once makes few, large calls.
+# call holds it while it sets up, and so does the Python code between calls), so code that runs on
+# both cores at once makes few, large calls, with little Python between them: ``math.prod`` rather
+# than ``np.prod``, a window view without ``as_strided`` (``python benchmarks/call_costs.py``).
 MIN_ELEMENTS = 1 << 19
 MIN_FLOPS = 1 << 22
 _pool: ThreadPoolExecutor | None = None
