@@ -161,6 +161,9 @@ def matmul(a: np.ndarray, b: np.ndarray, out: np.ndarray | None = None) -> np.nd
 
     A big product is cut into one block per core along the longer side of the output —
     ``out[rows] = a[rows] · b`` or ``out[:, cols] = a · b[:, cols]`` — computed side by side.
+    Inside a chunk (already one core's share, see :func:`parallel_map`) it is one product: cutting
+    it there would only run the two halves one after the other, as two smaller, slower products
+    (the deeper model's step was 3 % slower so: ``python benchmarks/revision_ab.py ea6618e …``).
     Every Conv2D and Dense product comes through here, which also lets :func:`tinycnn.profile`
     time them.
     """
@@ -170,6 +173,9 @@ def matmul(a: np.ndarray, b: np.ndarray, out: np.ndarray | None = None) -> np.nd
         out = np.empty((m, n), np.result_type(a, b))
     if k > 2 * LONG_K_BLOCK and m * n <= SMALL_OUTPUT:
         return _sum_over_k_blocks(a, b, out)
+    if getattr(_inside, "active", False):       # already one core's share of the work (a chunk)
+        _product(a, b, out)
+        return out
     if m >= n:
         parallel_map(lambda rows: _product(a[rows], b, out[rows]), split(m, m * k * n, MIN_FLOPS))
     else:
@@ -487,11 +493,18 @@ def max_and_first_argmax(blocks: np.ndarray, y: np.ndarray, first, buffer_of) ->
     np.subtract(k - 1, first, out=first)
 
 
+@functools.lru_cache(maxsize=None)
+def _positions(count: int, ndim: int) -> np.ndarray:
+    """``0, 1, …, count − 1`` as uint8, shaped ``(count, 1, …, 1)`` to broadcast against ``first``."""
+    positions = np.arange(count, dtype=np.uint8).reshape(-1, *[1] * ndim)
+    positions.flags.writeable = False
+    return positions
+
+
 def route_to_argmax(g: np.ndarray, first: np.ndarray, blocks: np.ndarray, buffer_of) -> None:
     """Max-pool backward into window-major blocks: ``blocks[k] = g`` where window position ``k``
     held the maximum (``first == k``), else 0 — every element written, in two NumPy calls."""
-    positions = np.arange(len(blocks), dtype=first.dtype).reshape(-1, *[1] * first.ndim)
-    hit = np.equal(first, positions, out=buffer_of("hit", blocks.shape, np.bool_))
+    hit = np.equal(first, _positions(len(blocks), first.ndim), out=buffer_of("hit", blocks.shape, np.bool_))
     np.multiply(g, hit, out=blocks)
 
 
