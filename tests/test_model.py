@@ -94,6 +94,44 @@ def test_softmax_output_with_sparse_crossentropy_is_the_fused_from_logits_loss()
     np.testing.assert_allclose(keras_style.predict(x).sum(axis=1), 1.0)
 
 
+@pytest.mark.parametrize("ending", ["dense softmax", "softmax layer", "dense sigmoid"])
+def test_backward_from_logits_is_the_gradient_of_a_logit_score(ending):
+    """model.backward(g, from_logits=True) returns d(g · logits)/dx — checked against finite
+    differences of the logits (in float64), through a fused conv step, for a final activation owned
+    by a Dense layer or standing alone; and it differs from backward(g), which starts above it."""
+    head = {"dense softmax": [tc.Dense(3, activation="softmax")],
+            "softmax layer": [tc.Dense(3), tc.Softmax()],
+            "dense sigmoid": [tc.Dense(3, activation="sigmoid")]}[ending]
+    model = tc.Sequential([tc.Conv2D(4, 3, padding="same", activation="relu"), tc.MaxPooling2D(2), tc.Flatten(),
+                           *head], input_shape=(6, 6, 2), seed=0, dtype="float64")
+    rng = np.random.default_rng(1)
+    x, g = rng.standard_normal((2, 6, 6, 2)), rng.standard_normal((2, 3))
+
+    def score(x):
+        model.forward(x)
+        last = model.layers[-1]
+        logits = (last if isinstance(last, tc.Softmax) else last.activation).logits
+        return float(np.sum(g * logits))
+
+    score(x)
+    dx = model.backward(g, from_logits=True)
+    numeric, h = np.zeros_like(x), 1e-6
+    for i in np.ndindex(*x.shape):
+        bump = np.zeros_like(x)
+        bump[i] = h
+        numeric[i] = (score(x + bump) - score(x - bump)) / (2 * h)
+    np.testing.assert_allclose(dx, numeric, rtol=1e-6, atol=1e-8)
+    score(x)
+    assert not np.allclose(model.backward(g), dx)                        # above the activation: another gradient
+
+
+def test_backward_from_logits_needs_a_final_softmax_or_sigmoid():
+    model = tc.Sequential([tc.Flatten(), tc.Dense(3)], input_shape=(2, 2, 1), seed=0)
+    model.forward(np.zeros((1, 2, 2, 1), np.float32))
+    with pytest.raises(ValueError, match=r"from_logits=True.*last layer 'dense.*' \(Dense\) has none"):
+        model.backward(np.ones((1, 3), np.float32), from_logits=True)
+
+
 def test_loss_and_output_mismatch_is_refused():
     with pytest.raises(ValueError, match="expects the model to end in softmax"):
         two_heads(False).compile("adam", "sparse_categorical_crossentropy")

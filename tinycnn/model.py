@@ -273,10 +273,27 @@ class Sequential:
     __call__ = forward
 
     @with_one_blas_thread
-    def backward(self, dout) -> np.ndarray:
-        """Backpropagate dL/d(output) through every layer; returns dL/dx."""
+    def backward(self, dout, from_logits=False) -> np.ndarray:
+        """Backpropagate dL/d(output) through every layer (after a ``forward``); returns dL/dx.
+
+        ``from_logits=True``: ``dout`` is the gradient with respect to the *logits*, the input of
+        the model's final softmax or sigmoid, and backprop starts below that activation — the way
+        saliency maps and Grad-CAM seed it with d(score)/d(logits) (tutorial 07). A gradient with
+        respect to the probabilities would shrink to nothing where the model is confident.
+        """
+        steps = self._steps()
         grad = dout
-        for step in reversed(self._steps()):
+        if from_logits:
+            *steps, last = steps
+            activation = last if isinstance(last, (Softmax, Sigmoid)) else getattr(last, "activation", None)
+            if not isinstance(activation, (Softmax, Sigmoid)):
+                raise ValueError(
+                    f"{self.name}: backward(from_logits=True) starts below a final softmax or sigmoid, "
+                    f"but the last layer '{self.layers[-1].name}' ({type(self.layers[-1]).__name__}) has none; "
+                    "its output already is the logits: call backward(dout)")
+            if last is not activation:                  # Dense/Conv2D(activation=...): enter below it
+                grad = last.backward(grad, preactivation=True)
+        for step in reversed(steps):
             grad = step.backward(grad)
         return grad
 
