@@ -128,7 +128,7 @@ def test_backward_from_logits_is_the_gradient_of_a_logit_score(ending):
 def test_backward_from_logits_needs_a_final_softmax_or_sigmoid():
     model = tc.Sequential([tc.Flatten(), tc.Dense(3)], input_shape=(2, 2, 1), seed=0)
     model.forward(np.zeros((1, 2, 2, 1), np.float32))
-    with pytest.raises(ValueError, match=r"from_logits=True.*last layer 'dense.*' \(Dense\) has none"):
+    with pytest.raises(ValueError, match=r"from_logits=True.*last layer 'dense.*' \(Dense\) does not end in one"):
         model.backward(np.ones((1, 3), np.float32), from_logits=True)
 
 

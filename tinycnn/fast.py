@@ -234,32 +234,29 @@ class Scratch:
 
     def __init__(self):
         self._arrays: dict[tuple[str, int], np.ndarray] = {}
-        self._layouts: dict[tuple[str, int], tuple] = {}      # of the padded buffers
+        self._layouts: dict[tuple[str, int], tuple | None] = {}      # of the padded buffers
 
-    def get(self, name: str, shape, dtype) -> np.ndarray:
+    def get(self, name: str, shape, dtype, layout=None) -> np.ndarray:
         """An array of ``shape`` cut from the start of this thread's buffer ``name`` (contents left
         from its last use). The buffer only grows, so chunks of 10 and of 11 images, or a last
-        smaller batch, share one allocation."""
+        smaller batch, share one allocation. (``layout``: see :meth:`padded`.)"""
         size, key = math.prod(shape), (name, threading.get_ident())   # 0.1 µs; np.prod: 3 µs
         flat = self._arrays.get(key)
-        if flat is None or flat.size < size or flat.dtype != dtype:
-            flat = self._arrays[key] = np.empty(size, dtype)
+        if flat is None or flat.size < size or flat.dtype != dtype or self._layouts.get(key) != layout:
+            flat = self._arrays[key] = np.empty(size, dtype) if layout is None else np.zeros(size, dtype)
+            self._layouts[key] = layout
         return flat[:size].reshape(shape)
 
     def padded(self, name: str, x_shape, pads, dtype) -> np.ndarray:
         """Like :meth:`get`, for ``x`` of ``x_shape`` zero-padded by ``pads``: an array whose border
         already holds the zeros, so that only the middle needs writing (:func:`copy_to_middle`).
-        The zeros are written once, when the buffer is allocated: every image sits at the same
-        place in the flat buffer whatever the batch size, and nothing writes outside the middle."""
+        The zeros are written once, when the buffer is allocated (again if the image size or the
+        padding change): every image sits at the same place in the flat buffer whatever the batch
+        size, and nothing writes outside the middle."""
         (top, bottom), (left, right) = pads
         n, h, w, c = x_shape
         shape = (n, h + top + bottom, w + left + right, c)
-        size, key = math.prod(shape), (name, threading.get_ident())
-        flat = self._arrays.get(key)
-        if flat is None or flat.size < size or flat.dtype != dtype or self._layouts.get(key) != (shape[1:], pads):
-            flat = self._arrays[key] = np.zeros(size, dtype)
-            self._layouts[key] = (shape[1:], pads)
-        return flat[:size].reshape(shape)
+        return self.get(name, shape, dtype, layout=(shape[1:], pads))
 
 
 def copy_to_middle(x: np.ndarray, x_padded: np.ndarray, pads) -> None:

@@ -289,8 +289,8 @@ class Sequential:
             if not isinstance(activation, (Softmax, Sigmoid)):
                 raise ValueError(
                     f"{self.name}: backward(from_logits=True) starts below a final softmax or sigmoid, "
-                    f"but the last layer '{self.layers[-1].name}' ({type(self.layers[-1]).__name__}) has none; "
-                    "its output already is the logits: call backward(dout)")
+                    f"but the last layer '{self.layers[-1].name}' ({type(self.layers[-1]).__name__}) does not "
+                    "end in one; backward(dout) takes the gradient with respect to its output")
             if last is not activation:                  # Dense/Conv2D(activation=...): enter below it
                 grad = last.backward(grad, preactivation=True)
         for step in reversed(steps):

@@ -156,7 +156,8 @@ class Conv2D(Layer):
         """Where ``im2col.pad(x, self.pads)`` goes: a buffer reused by every batch, which
         :meth:`_pad` fills chunk by chunk (each core pads its own images just before reading
         them), or ``x`` itself when there is no padding."""
-        if not any(sum(self.pads, ())):
+        (top, bottom), (left, right) = self.pads
+        if top == bottom == left == right == 0:
             return x
         return self.scratch.padded("x_padded", x.shape, self.pads, self.dtype)
 
