@@ -25,6 +25,14 @@ if str(REPO) not in sys.path:          # this checkout's tinycnn, installed or n
     sys.path.insert(0, str(REPO))
 
 
+def training_set(root=None):
+    """The PneumoniaMNIST training images as float32 ``(N, 28, 28, 1)`` in [0, 1], and their labels."""
+    from tinycnn.datasets import load
+    data = load("pneumoniamnist", root=root)
+    x = (data.train.images[..., None] / np.float32(255)).astype(np.float32)
+    return x, data.train.labels[:, 0].astype(np.int64)
+
+
 def step_ms(model, x, y, batch, start, steps):
     """Mean time of ``steps`` training steps on consecutive batches from ``start``, in ms."""
     began = time.perf_counter()
@@ -44,11 +52,8 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
 
     from tinycnn import zoo
-    from tinycnn.datasets import load
 
-    data = load("pneumoniamnist", root=args.data)
-    x = (data.train.images[..., None] / np.float32(255)).astype(np.float32)
-    y = data.train.labels[:, 0].astype(np.int64)
+    x, y = training_set(args.data)
     print("| model | batch | fused ms/step | separate ms/step | fused / separate |")
     print("|---|--:|--:|--:|--:|")
     for name in args.models:

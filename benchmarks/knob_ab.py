@@ -29,7 +29,7 @@ HERE = Path(__file__).resolve().parent
 if str(HERE) not in sys.path:          # fusion_ab's step timer (and, through it, this checkout's tinycnn)
     sys.path.insert(0, str(HERE))
 
-from fusion_ab import step_ms  # noqa: E402
+from fusion_ab import step_ms, training_set  # noqa: E402
 
 
 def _setting(dotted: str):
@@ -54,13 +54,10 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
 
     from tinycnn import zoo
-    from tinycnn.datasets import load
 
     module, attribute = _setting(args.setting)
     original = getattr(module, attribute)
-    data = load("pneumoniamnist", root=args.data)
-    x = (data.train.images[..., None] / np.float32(255)).astype(np.float32)
-    y = data.train.labels[:, 0].astype(np.int64)
+    x, y = training_set(args.data)
     print(f"{args.setting}: " + ", ".join(map(str, args.values)) + f" ({args.rounds} alternating rounds of "
           f"{args.steps} steps; ms per step, median; in brackets the median ratio to {args.values[0]})")
     try:

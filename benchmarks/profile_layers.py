@@ -25,6 +25,10 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 if str(REPO) not in sys.path:          # profile this checkout's tinycnn, installed or not
     sys.path.insert(0, str(REPO))
+if str(HERE) not in sys.path:          # fusion_ab's loader of the training images
+    sys.path.insert(0, str(HERE))
+
+from fusion_ab import training_set  # noqa: E402
 
 
 def main(argv=None) -> int:
@@ -39,12 +43,9 @@ def main(argv=None) -> int:
 
     import tinycnn
     from tinycnn import zoo
-    from tinycnn.datasets import load
     from tinycnn.profiling import profile
 
-    data = load("pneumoniamnist", root=args.data)
-    x = (data.train.images[..., None] / np.float32(255)).astype(np.float32)
-    y = data.train.labels[:, 0].astype(np.int64)
+    x, y = training_set(args.data)
     commit = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"], capture_output=True,
                             text=True).stdout.strip()
     doc = {"label": args.label, "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),

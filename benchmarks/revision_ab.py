@@ -41,14 +41,11 @@ def serve(data_root: str | None) -> None:
     ms that ``predict`` (batch 256) takes on all the training images. The model for each (model,
     batch) is built on first use with seed 0 and kept, so every round continues its training."""
     from tinycnn import zoo                     # first: the revision's tinycnn, from $PYTHONPATH
-    from tinycnn.datasets import load
 
     sys.path.insert(0, str(HERE))
-    from fusion_ab import step_ms               # (which would put this checkout first on the path)
+    from fusion_ab import step_ms, training_set   # (which would put this checkout first on the path)
 
-    data = load("pneumoniamnist", root=data_root)
-    x = (data.train.images[..., None] / np.float32(255)).astype(np.float32)
-    y = data.train.labels[:, 0].astype(np.int64)
+    x, y = training_set(data_root)
     models = {}
     print(json.dumps({"ready": True, "tinycnn": zoo.__file__}), flush=True)
     for line in sys.stdin:
