@@ -202,3 +202,24 @@ def test_revision_ab_script_runs_two_checkouts_in_turn_and_removes_them(medmnist
     with pytest.raises(subprocess.CalledProcessError):
         module.main(["no-such-revision-xyz", "WORKTREE", "--data", str(medmnist_dir)])
     assert _worktrees() == before
+
+
+def test_processes_ab_script_trains_with_two_processes_on_the_same_gradient(medmnist_dir):
+    """benchmarks/processes_ab.py (in a fresh interpreter: it forks): one short round of each way;
+    the gradient the two processes add up from their halves is the threads' gradient, to float rounding."""
+    out = subprocess.run([sys.executable, str(REPO / "benchmarks" / "processes_ab.py"), "--models", "seed",
+                          "--batch-sizes", "16", "--rounds", "1", "--steps", "2", "--data", str(medmnist_dir)],
+                         capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    row = [line for line in out.stdout.splitlines() if line.startswith("| seed | 16 |")]
+    assert len(row) == 1
+    cells = [cell.strip() for cell in row[0].strip("|").split("|")]
+    threads, processes, ratio = (float(v) for v in cells[2:5])
+    assert threads > 0 and processes > 0 and 0.2 < ratio < 5                  # the same work either way
+    own, waiting, adam = (float(v) for v in cells[5].split(" / "))
+    assert own > 0 and waiting >= 0 and adam > 0
+    assert float(cells[6].split()[0]) < 1e-5                                   # relative to the largest entry
+    odd = subprocess.run([sys.executable, str(REPO / "benchmarks" / "processes_ab.py"), "--models", "seed",
+                          "--batch-sizes", "15", "--rounds", "1", "--steps", "1", "--data", str(medmnist_dir)],
+                         capture_output=True, text=True, timeout=300)
+    assert odd.returncode != 0 and "must be even" in odd.stderr
