@@ -96,3 +96,64 @@ def test_optimizers_show_their_settings():
         assert text.startswith(type(opt).__name__ + "(")
         for key, value in opt.get_config().items():
             assert f"{key}={value!r}" in text
+
+
+TOGETHER_SHAPES = [(3, 4), (40, 5), (4,), (2, 2, 1, 3), (7,)]      # with TOGETHER_BELOW = 100: all but (40, 5)
+
+
+def _train(make, together_below, monkeypatch, steps=4, dtype=np.float32, old_slots_at=None):
+    """``steps`` updates of fresh parameters with fixed gradients; ``old_slots_at``: before that step,
+    put copies of the slots as they were a step earlier in place of ``optimizer.slots`` (as loading
+    an older checkpoint's optimizer state does)."""
+    monkeypatch.setattr(tc.optimizers, "TOGETHER_BELOW", together_below)
+    rng = np.random.default_rng(3)
+    params = [rng.standard_normal(s).astype(dtype) for s in TOGETHER_SHAPES]
+    opt, saved = make(), None
+    for step, grads in enumerate(gradients(rng, TOGETHER_SHAPES, steps)):
+        if old_slots_at is not None and step == old_slots_at - 1:
+            saved = [{k: v.copy() for k, v in slots.items()} for slots in (opt.slots or [])]
+        if step == old_slots_at:
+            opt.slots = saved
+        opt.apply(params, [g.astype(dtype) for g in grads])
+    return params, opt
+
+
+OPTIMIZERS = {"sgd": lambda: tc.SGD(0.05), "sgd momentum": lambda: tc.SGD(0.05, momentum=0.9),
+              "nesterov": lambda: tc.SGD(0.05, momentum=0.9, nesterov=True), "adam": lambda: tc.Adam(0.01),
+              "adamw": lambda: tc.optimizers.AdamW(0.01, weight_decay=0.1)}
+
+
+@pytest.mark.parametrize("name", OPTIMIZERS)
+def test_small_parameters_updated_together_get_the_same_numbers_to_the_last_bit(name, monkeypatch):
+    """One flat update of the small parameters is the per-parameter update, bit for bit; each
+    parameter's slots stay its own (views of the flat arrays), and older slots put in their place
+    mid-training (as loading a checkpoint does) are the ones the next update uses."""
+    apart, _ = _train(OPTIMIZERS[name], 0, monkeypatch)                      # every parameter on its own
+    together, opt = _train(OPTIMIZERS[name], 100, monkeypatch)
+    assert opt._together is not None and opt._together["indices"] == [0, 2, 3, 4]
+    for a, b in zip(apart, together):
+        np.testing.assert_array_equal(a, b)
+    for slots, shape in zip(opt.slots, TOGETHER_SHAPES):
+        assert all(v.shape == shape for v in slots.values())
+    apart, _ = _train(OPTIMIZERS[name], 0, monkeypatch, old_slots_at=3)
+    together, _ = _train(OPTIMIZERS[name], 100, monkeypatch, old_slots_at=3)
+    for a, b in zip(apart, together):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_an_optimizer_whose_update_is_not_elementwise_is_updated_parameter_by_parameter(monkeypatch):
+    """A subclass that overrides ``update`` (here: a step scaled by the parameter's own gradient norm)
+    is never given the small parameters as one flat array, unless it declares ``elementwise``."""
+    class NormalizedSGD(tc.SGD):
+        def update(self, param, grad, slots):
+            param -= self.learning_rate * grad / np.linalg.norm(grad)
+
+    together, opt = _train(lambda: NormalizedSGD(0.05), 100, monkeypatch, dtype=np.float64)
+    assert opt._together is None
+    rng = np.random.default_rng(3)
+    expected = [rng.standard_normal(s) for s in TOGETHER_SHAPES]
+    for grads in gradients(rng, TOGETHER_SHAPES, 4):
+        for p, g in zip(expected, grads):
+            p -= 0.05 * g / np.linalg.norm(g)
+    for a, b in zip(expected, together):
+        np.testing.assert_allclose(a, b, rtol=1e-12)
