@@ -5,10 +5,6 @@ An optimizer updates the parameter arrays **in place**::
     optimizer.apply(params, grads)     # lists of arrays, same order every step
 
 and keeps its own per-parameter state ("slots": velocities, moments), created on the first call.
-
-Every rule here is elementwise — each weight's update depends only on its own gradient and slots —
-so the small parameters (biases, small kernels) are updated together, as one flat array (see
-:meth:`Optimizer.apply`): the same numbers, in a dozen NumPy calls instead of a dozen per parameter.
 """
 
 from __future__ import annotations
@@ -19,10 +15,6 @@ import numpy as np
 
 from .fast import in_parts
 
-#: Parameters with fewer elements than this are updated together, as one flat array (see
-#: :meth:`Optimizer.apply`); bigger ones are updated where they are, split over the cores.
-TOGETHER_BELOW = 1 << 16
-
 
 class Optimizer:
     def __init__(self, learning_rate: float):
@@ -32,7 +24,6 @@ class Optimizer:
         self.learning_rate = float(learning_rate)
         self.iterations = 0            # number of updates applied so far (Keras's optimizer.iterations)
         self.slots: list[dict[str, np.ndarray]] | None = None
-        self._together: dict | None = None              # the flat arrays of _update_together
         self._temps: dict[int, list[np.ndarray]] = {}   # scratch arrays reused by every update (not state)
 
     def apply(self, params: list[np.ndarray], grads: list[np.ndarray]) -> None:
@@ -45,70 +36,11 @@ class Optimizer:
                 s and next(iter(s.values())).shape != p.shape for s, p in zip(self.slots, params)):
             raise ValueError(f"{type(self).__name__}: the parameters changed since the first step; "
                              "use a new optimizer for a new model")
-        for param, grad in zip(params, grads):
+        for param, grad, slots in zip(params, grads, self.slots):
             if grad.shape != param.shape:
                 raise ValueError(f"{type(self).__name__}: gradient shape {grad.shape} != parameter shape {param.shape}")
-        small = [i for i, p in enumerate(params) if p.size < TOGETHER_BELOW] if self._updates_elementwise() else []
-        if len(small) < 2 or len({params[i].dtype for i in small}) > 1:
-            small = []
-        for i, (param, grad, slots) in enumerate(zip(params, grads, self.slots)):
-            if i not in small:
-                self.update(param, grad, slots)
-        if small:
-            self._update_together(small, params, grads)
+            self.update(param, grad, slots)
         self.iterations += 1
-
-    #: True in a class whose ``update`` is elementwise (each weight's new value depends only on its own
-    #: gradient and slots), so that parameters may be updated together. A subclass that overrides
-    #: ``update`` is updated parameter by parameter unless it says so too.
-    elementwise = False
-
-    def _updates_elementwise(self) -> bool:
-        owner = next(cls for cls in type(self).__mro__ if "update" in cls.__dict__)
-        return bool(owner.__dict__.get("elementwise", False))
-
-    def _update_together(self, small, params, grads) -> None:
-        """``update`` of the parameters ``small`` (indices) as one flat array.
-
-        Each NumPy call has a fixed cost of a few microseconds, and a small parameter's update is
-        all fixed cost: a dozen calls per bias add up to about 0.1 ms per training step for the
-        deeper model's seven parameters. So the small gradients and weights are copied into one
-        flat array each (one ``np.concatenate`` apiece), updated with one set of calls, and copied
-        back. Their slots live in flat arrays too: ``self.slots[i]`` holds views of them, so saving
-        and loading see each parameter's slots as before (after a load, the flat arrays are rebuilt
-        from the loaded slots).
-        """
-        group = self._together
-        shapes = [params[i].shape for i in small]
-        if (group is None or group["indices"] != small or group["shapes"] != shapes
-                or group["dtype"] != params[small[0]].dtype
-                or any(self.slots[i][name] is not view for i, views in zip(small, group["views"])
-                       for name, view in views.items())):
-            group = self._together = self._make_group(small, params)
-        w, g, bounds = group["w"], group["g"], group["bounds"]
-        np.concatenate([grads[i].reshape(-1) for i in small], out=g)
-        np.concatenate([params[i].reshape(-1) for i in small], out=w)
-        self.update(w, g, group["slots"])
-        for i, (start, stop) in zip(small, bounds):
-            params[i][...] = w[start:stop].reshape(params[i].shape)
-
-    def _make_group(self, small, params) -> dict:
-        """Flat arrays for :meth:`_update_together`, the slots' current values copied in."""
-        sizes = [params[i].size for i in small]
-        ends = np.cumsum(sizes).tolist()
-        bounds = list(zip([0] + ends[:-1], ends))
-        dtype = params[small[0]].dtype
-        flat_slots = self.create_slots(np.empty(ends[-1], dtype))
-        views = []
-        for i, (start, stop) in zip(small, bounds):
-            mine = {}
-            for name, flat in flat_slots.items():
-                mine[name] = flat[start:stop].reshape(params[i].shape)
-                mine[name][...] = self.slots[i][name]
-            self.slots[i] = mine
-            views.append(mine)
-        return {"indices": small, "shapes": [params[i].shape for i in small], "dtype": dtype, "bounds": bounds,
-                "w": np.empty(ends[-1], dtype), "g": np.empty(ends[-1], dtype), "slots": flat_slots, "views": views}
 
     def create_slots(self, param: np.ndarray) -> dict[str, np.ndarray]:
         return {}
@@ -140,8 +72,6 @@ class SGD(Optimizer):
         w ← w + m                      (classical)
         w ← w + μ·m − lr·g             (Nesterov: look ahead along the new velocity)
     """
-
-    elementwise = True
 
     def __init__(self, learning_rate=0.01, momentum=0.0, nesterov=False):
         super().__init__(learning_rate)
@@ -182,8 +112,6 @@ class Adam(Optimizer):
     (Kingma & Ba) adds ε = 1e-8 to ``sqrt(v̂)`` of the bias-corrected v̂; the two differ early in
     training when v is small.
     """
-
-    elementwise = True
 
     def __init__(self, learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-7):
         super().__init__(learning_rate)
@@ -235,8 +163,6 @@ class AdamW(Adam):
     gradient. Compare ``kernel_regularizer=L2(...)``, which adds to the gradient instead (see
     :mod:`tinycnn.regularizers`). As in Keras, the decay applies to every weight, biases included.
     """
-
-    elementwise = True
 
     def __init__(self, learning_rate=0.001, weight_decay=0.004, beta_1=0.9, beta_2=0.999, epsilon=1e-7):
         super().__init__(learning_rate, beta_1, beta_2, epsilon)
