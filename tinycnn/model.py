@@ -212,10 +212,16 @@ class Sequential:
         """True when the model ends in the softmax/sigmoid that the loss is fused with."""
         return not self.loss.from_logits
 
+    def _final_activation(self):
+        """The model's final softmax/sigmoid — the last layer, or the activation the last layer owns
+        (``Dense(..., activation="softmax")``) — or None."""
+        last = self.layers[-1]
+        activation = last if isinstance(last, (Softmax, Sigmoid)) else getattr(last, "activation", None)
+        return activation if isinstance(activation, (Softmax, Sigmoid)) else None
+
     def _logits(self) -> np.ndarray:
         """The last forward pass's logits: the input of the final softmax/sigmoid if fused."""
-        last = self.layers[-1]
-        return (last if isinstance(last, (Softmax, Sigmoid)) else last.activation).logits
+        return self._final_activation().logits
 
     # -- forward / backward ---------------------------------------------------------------
     def _prepare_input(self, x, what="x") -> np.ndarray:
@@ -281,20 +287,25 @@ class Sequential:
         saliency maps and Grad-CAM seed it with d(score)/d(logits) (tutorial 07). A gradient with
         respect to the probabilities would shrink to nothing where the model is confident.
         """
+        if from_logits and self._final_activation() is None:
+            raise ValueError(
+                f"{self.name}: backward(from_logits=True) starts below a final softmax or sigmoid, "
+                f"but the last layer '{self.layers[-1].name}' ({type(self.layers[-1]).__name__}) does not "
+                "end in one; backward(dout) takes the gradient with respect to its output")
+        return self._backprop(dout, from_logits, training=False)
+
+    def _backprop(self, grad, from_logits, training) -> np.ndarray:
+        """``grad`` through every step in reverse; ``from_logits``: enter below the final softmax/
+        sigmoid (the model must end in one). ``training``: the first layer skips dL/dx (see
+        :meth:`_no_input_grad`); returns dL/dx, or None then."""
         steps = self._steps()
-        grad = dout
+        skip = self._no_input_grad if training else (lambda step: {})
         if from_logits:
             *steps, last = steps
-            activation = last if isinstance(last, (Softmax, Sigmoid)) else getattr(last, "activation", None)
-            if not isinstance(activation, (Softmax, Sigmoid)):
-                raise ValueError(
-                    f"{self.name}: backward(from_logits=True) starts below a final softmax or sigmoid, "
-                    f"but the last layer '{self.layers[-1].name}' ({type(self.layers[-1]).__name__}) does not "
-                    "end in one; backward(dout) takes the gradient with respect to its output")
-            if last is not activation:                  # Dense/Conv2D(activation=...): enter below it
-                grad = last.backward(grad, preactivation=True)
+            if not isinstance(last, (Softmax, Sigmoid)):    # Dense/Conv2D(activation=...): enter below it
+                grad = last.backward(grad, preactivation=True, **skip(last))
         for step in reversed(steps):
-            grad = step.backward(grad)
+            grad = step.backward(grad, **skip(step))
         return grad
 
     def compute_loss(self, x, y, sample_weight=None) -> float:
@@ -324,14 +335,7 @@ class Sequential:
         self._require_compiled()
         logits = self._forward_logits(x, training=True)
         loss = self.loss.forward(logits, y, sample_weight)
-        grad = self.loss.backward()                         # dL/dlogits
-        steps = self._steps()
-        if self._fused():                                   # enter below the softmax/sigmoid
-            *steps, last = steps
-            if not isinstance(last, (Softmax, Sigmoid)):    # Dense/Conv2D(activation="softmax")
-                grad = last.backward(grad, preactivation=True, **self._no_input_grad(last))
-        for step in reversed(steps):
-            grad = step.backward(grad, **self._no_input_grad(step))
+        self._backprop(self.loss.backward(), from_logits=self._fused(), training=True)   # from dL/dlogits
         for layer in self.layers:                           # weight penalties: l2·Σw² -> 2·l2·w
             regularizer = getattr(layer, "kernel_regularizer", None)
             if regularizer is not None:
