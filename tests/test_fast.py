@@ -67,18 +67,10 @@ def test_relu_into_equals_maximum_with_zero(dtype, monkeypatch):
     assert not fast._zeros[np.dtype(dtype)].any() and not fast._zeros[np.dtype(dtype)].flags.writeable
 
 
-def test_pad_into_equals_pad_and_rewrites_the_border():
-    x = np.arange(2 * 3 * 4 * 2, dtype=np.float32).reshape(2, 3, 4, 2)
-    pads = padding_amounts(3, 4, (3, 3), (1, 1), "same")
-    buffer = np.full((2, 5, 6, 2), 99.0, np.float32)             # a reused buffer with old contents
-    np.testing.assert_array_equal(fast.pad_into(x, pads, lambda shape: buffer), pad(x, pads))
-    np.testing.assert_array_equal(fast.pad_into(x, pads, lambda shape: buffer, value=-np.inf),
-                                  pad(x, pads, value=-np.inf))
-
-
 def test_padded_buffers_keep_their_zero_border_across_batches():
     """Scratch.padded writes the zeros once; copy_to_middle then gives im2col.pad's array for any
-    batch size, after other contents, and a new layout (other pads or image size) starts from zeros."""
+    batch size, after other contents, and a new layout (other pads, image size or border value)
+    starts from its border value."""
     scratch, rng = fast.Scratch(), np.random.default_rng(0)
     pads = ((1, 2), (0, 1))
     for n in (3, 5, 2, 5):
@@ -91,6 +83,11 @@ def test_padded_buffers_keep_their_zero_border_across_batches():
     buffer = scratch.padded("x_padded", y.shape, other, np.float32)
     fast.copy_to_middle(y, buffer, other)
     np.testing.assert_array_equal(buffer, pad(y, other))
+    same = padding_amounts(3, 4, (3, 3), (1, 1), "same")                    # max pooling's -inf border
+    z = rng.standard_normal((2, 3, 4, 2)).astype(np.float32)
+    buffer = scratch.padded("x_padded", z.shape, same, np.float32, value=-np.inf)
+    fast.copy_to_middle(z, buffer, same)
+    np.testing.assert_array_equal(buffer, pad(z, same, value=-np.inf))
 
 
 def test_parallel_map_keeps_order_and_raises_errors(cores):

@@ -243,20 +243,22 @@ class Scratch:
         size, key = math.prod(shape), (name, threading.get_ident())   # 0.1 µs; np.prod: 3 µs
         flat = self._arrays.get(key)
         if flat is None or flat.size < size or flat.dtype != dtype or self._layouts.get(key) != layout:
-            flat = self._arrays[key] = np.empty(size, dtype) if layout is None else np.zeros(size, dtype)
+            # a padded buffer starts out filled with its border value (the last item of its layout)
+            flat = self._arrays[key] = np.empty(size, dtype) if layout is None else np.full(size, layout[-1], dtype)
             self._layouts[key] = layout
         return flat[:size].reshape(shape)
 
-    def padded(self, name: str, x_shape, pads, dtype) -> np.ndarray:
-        """Like :meth:`get`, for ``x`` of ``x_shape`` zero-padded by ``pads``: an array whose border
-        already holds the zeros, so that only the middle needs writing (:func:`copy_to_middle`).
-        The zeros are written once, when the buffer is allocated (again if the image size or the
-        padding change): every image sits at the same place in the flat buffer whatever the batch
-        size, and nothing writes outside the middle."""
+    def padded(self, name: str, x_shape, pads, dtype, value=0.0) -> np.ndarray:
+        """Like :meth:`get`, for ``x`` of ``x_shape`` padded by ``pads`` with ``value`` (zeros for a
+        convolution, −inf for a max pooling): an array whose border already holds the value, so that
+        only the middle needs writing (:func:`copy_to_middle`). The border is written once, when the
+        buffer is allocated (again if the image size, the padding or the value change): every image
+        sits at the same place in the flat buffer whatever the batch size, and nothing writes
+        outside the middle."""
         (top, bottom), (left, right) = pads
         n, h, w, c = x_shape
         shape = (n, h + top + bottom, w + left + right, c)
-        return self.get(name, shape, dtype, layout=(shape[1:], pads))
+        return self.get(name, shape, dtype, layout=(shape[1:], pads, value))
 
 
 def copy_to_middle(x: np.ndarray, x_padded: np.ndarray, pads) -> None:
@@ -264,26 +266,6 @@ def copy_to_middle(x: np.ndarray, x_padded: np.ndarray, pads) -> None:
     (top, _), (left, _) = pads
     h, w = x.shape[1:3]
     x_padded[:, top:top + h, left:left + w] = x
-
-
-def pad_into(x: np.ndarray, pads, buffer_of, value=0.0) -> np.ndarray:
-    """``im2col.pad`` without ``np.pad``: copy ``x`` into the middle of a reused buffer.
-
-    ``np.pad`` allocates a new array and fills it in several passes every call. Here only the
-    border is written (the middle is overwritten anyway), and each batch costs one copy.
-    ``buffer_of(shape)`` returns the reusable buffer.
-    """
-    (top, bottom), (left, right) = pads
-    if top == bottom == left == right == 0:
-        return x
-    n, h, w, c = x.shape
-    out = buffer_of((n, h + top + bottom, w + left + right, c))
-    out[:, :top] = value
-    out[:, top + h:] = value
-    out[:, top:top + h, :left] = value
-    out[:, top:top + h, left + w:] = value
-    out[:, top:top + h, left:left + w] = x
-    return out
 
 
 def im2col_into(x_padded: np.ndarray, kernel, strides, buffer: np.ndarray, pool=None,

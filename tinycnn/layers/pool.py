@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..fast import max_over_windows, pad_into, route_to_first_max, windows_tile_exactly
+from ..fast import copy_to_middle, max_over_windows, route_to_first_max, windows_tile_exactly
 from ..im2col import col2im, pad, padding_amounts, unpad, windows
 from .base import Layer, as_pair, check_choice, window_output_hw
 
@@ -45,7 +45,11 @@ class MaxPool2D(Layer):
 
     def forward(self, x, training=True):
         x = self.check_input(x)
-        x_padded = pad_into(x, self.pads, lambda shape: self.scratch.get("x_padded", shape, x.dtype), -np.inf)
+        (top, bottom), (left, right) = self.pads
+        x_padded = x
+        if not top == bottom == left == right == 0:        # -inf around the edges: never a window's max
+            x_padded = self.scratch.padded("x_padded", x.shape, self.pads, x.dtype, value=-np.inf)
+            copy_to_middle(x, x_padded, self.pads)
         y = max_over_windows(x_padded, self.pool_size, self.strides,
                              out=np.empty((x.shape[0], *self.output_shape), x.dtype))
         self._cache = (x_padded, y)      # (a scratch buffer when padded: valid until the next forward)
