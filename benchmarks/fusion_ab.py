@@ -33,6 +33,16 @@ def training_set(root=None):
     return x, data.train.labels[:, 0].astype(np.int64)
 
 
+def add_round_arguments(parser, rounds, models=("seed", "deeper")):
+    """The options every alternating training-step benchmark takes (fusion_ab, knob_ab, processes_ab;
+    revision_ab spells them out: its workers must import their own checkout's tinycnn before this file)."""
+    parser.add_argument("--models", nargs="+", default=list(models))
+    parser.add_argument("--batch-sizes", nargs="+", type=int, default=[32, 128])
+    parser.add_argument("--rounds", type=int, default=rounds)
+    parser.add_argument("--steps", type=int, default=10, help="training steps per setting and round")
+    parser.add_argument("--data", default=None, help="folder with the MedMNIST files (default: $TINYCNN_DATA, then ~/.medmnist)")
+
+
 def step_ms(model, x, y, batch, start, steps):
     """Mean time of ``steps`` training steps on consecutive batches from ``start``, in ms."""
     began = time.perf_counter()
@@ -44,11 +54,7 @@ def step_ms(model, x, y, batch, start, steps):
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--models", nargs="+", default=["seed", "deeper"])
-    parser.add_argument("--batch-sizes", nargs="+", type=int, default=[32, 128])
-    parser.add_argument("--rounds", type=int, default=10)
-    parser.add_argument("--steps", type=int, default=10)
-    parser.add_argument("--data", default=None)
+    add_round_arguments(parser, rounds=10)
     args = parser.parse_args(argv)
 
     from tinycnn import zoo

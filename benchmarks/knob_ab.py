@@ -29,7 +29,7 @@ HERE = Path(__file__).resolve().parent
 if str(HERE) not in sys.path:          # fusion_ab's step timer (and, through it, this checkout's tinycnn)
     sys.path.insert(0, str(HERE))
 
-from fusion_ab import step_ms, training_set  # noqa: E402
+from fusion_ab import add_round_arguments, step_ms, training_set  # noqa: E402
 
 
 def _setting(dotted: str):
@@ -46,11 +46,7 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("setting", help="MODULE.CONSTANT, e.g. tinycnn.fast.MIN_FLOPS")
     parser.add_argument("values", nargs="+", type=int, help="values to alternate (integers); the first is the baseline")
-    parser.add_argument("--models", nargs="+", default=["seed", "deeper"])
-    parser.add_argument("--batch-sizes", nargs="+", type=int, default=[32, 128])
-    parser.add_argument("--rounds", type=int, default=9)
-    parser.add_argument("--steps", type=int, default=10)
-    parser.add_argument("--data", default=None)
+    add_round_arguments(parser, rounds=9)
     args = parser.parse_args(argv)
 
     from tinycnn import zoo

@@ -44,7 +44,7 @@ REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:          # this checkout's tinycnn, installed or not
     sys.path.insert(0, str(REPO))
 
-from fusion_ab import step_ms, training_set  # noqa: E402  (benchmarks/ is on sys.path when run as a script)
+from fusion_ab import add_round_arguments, step_ms, training_set  # noqa: E402  (benchmarks/ is on sys.path when run as a script)
 
 
 class TwoProcesses:
@@ -166,11 +166,7 @@ class TwoProcesses:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--models", nargs="+", default=["deeper"])
-    parser.add_argument("--batch-sizes", nargs="+", type=int, default=[32, 128])
-    parser.add_argument("--rounds", type=int, default=15)
-    parser.add_argument("--steps", type=int, default=10)
-    parser.add_argument("--data", default=None)
+    add_round_arguments(parser, rounds=15, models=["deeper"])
     args = parser.parse_args(argv)
     if not hasattr(os, "fork"):
         raise SystemExit("processes_ab: needs os.fork (Linux or macOS)")
