@@ -23,7 +23,7 @@ import numpy as np
 
 from tinycnn import published
 from tinycnn.io import atomic_write_text
-from tinycnn.train import DEFAULT_RECIPE, train
+from tinycnn.medmnist_job import DEFAULT_RECIPE, train
 
 RESULTS = Path(__file__).resolve().parent / "results"
 TARGETS = {  # the bar set for this project: the paper's ResNet-18 (28)

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from tinycnn.io import atomic_write_text
-from tinycnn.train import DEFAULT_RECIPE, train, with_overrides
+from tinycnn.medmnist_job import DEFAULT_RECIPE, train, with_overrides
 
 RESULTS = Path(__file__).resolve().parent / "results"
 

@@ -11,7 +11,7 @@ import pytest
 from tinycnn.cli import main
 from tinycnn.datasets import load
 from tinycnn.io import load_model
-from tinycnn.train import preprocess
+from tinycnn.medmnist_job import preprocess
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from tinycnn import metrics
-from tinycnn.datasets.medmnist import INFO
+from tinycnn.datasets import INFO
 from tinycnn.published import PUBLISHED, comparison_table, markdown_table
 
 # (dataset, method) -> (ACC, AUC), from the issue text.

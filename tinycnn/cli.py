@@ -106,7 +106,7 @@ def cmd_bench(args) -> int:
 
 def cmd_explain(args) -> int:
     from .datasets import load, to_float
-    from .train import targets
+    from .medmnist_job import targets
     from .zoo import MODELS
 
     data = load(args.dataset, root=args.data)
@@ -133,7 +133,7 @@ def cmd_explain(args) -> int:
 
 
 def cmd_train(args) -> int:
-    from .train import DEFAULT_RECIPE, train, with_overrides
+    from .medmnist_job import DEFAULT_RECIPE, train, with_overrides
 
     recipe = with_overrides(DEFAULT_RECIPE, model=args.model, epochs=args.epochs, batch_size=args.batch_size,
                             learning_rate=args.lr, shift=args.shift, normalize=args.normalize,
@@ -151,7 +151,7 @@ def cmd_evaluate(args) -> int:
     from . import published
     from .datasets import load
     from .io import load_model
-    from .train import preprocess, score
+    from .medmnist_job import preprocess, score
 
     model = load_model(args.model)
     meta = model.metadata
@@ -174,7 +174,7 @@ def cmd_evaluate(args) -> int:
 
 def cmd_predict(args) -> int:
     from .io import load_model
-    from .train import preprocess
+    from .medmnist_job import preprocess
 
     model = load_model(args.model)
     meta = model.metadata
@@ -230,7 +230,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     from .datasets import INFO
-    from .train import DEFAULT_RECIPE
+    from .medmnist_job import DEFAULT_RECIPE
     from .zoo import MODELS
     p = sub.add_parser("train", help="train on a MedMNIST dataset and write a run folder",
                        description="Train with the official MedMNIST protocol: keep the weights of the epoch "

@@ -106,7 +106,7 @@ DISPLAY_NAMES = {
     "organsmnist": "OrganSMNIST",
 }
 
-#: The dataset names (lower case, as in :data:`tinycnn.datasets.medmnist.INFO`), in paper order.
+#: The dataset names (lower case, as in :data:`tinycnn.datasets.registry.INFO`), in paper order.
 DATASETS = tuple(DISPLAY_NAMES)
 
 

@@ -1,25 +1,25 @@
 """MedMNIST datasets: the registry, loading and downloading, and preprocessing.
 
-See :mod:`tinycnn.datasets.medmnist` and :mod:`tinycnn.datasets.preprocessing`.
+- :mod:`tinycnn.datasets.registry`: the table of the twelve 2D datasets (:class:`DatasetInfo`,
+  :data:`INFO`, :func:`get_info`, :data:`SPLITS`, :data:`TASKS`); pure data, no IO.
+- :mod:`tinycnn.datasets.medmnist`: finding, downloading, checking and loading the files
+  (:func:`load`, :func:`download`, :class:`MedMNIST`, :class:`DownloadError`...).
+- :mod:`tinycnn.datasets.preprocessing`: scaling, standardising and augmenting the images.
 """
 
 from .medmnist import (
-    INFO,
-    SPLITS,
-    TASKS,
-    DatasetInfo,
     DownloadError,
     MedMNIST,
     Split,
     default_root,
     download,
     file_md5,
-    get_info,
     load,
     load_file,
     search_folders,
 )
 from .preprocessing import labels_1d, random_flip, random_shift, standardize, to_float
+from .registry import INFO, SPLITS, TASKS, DatasetInfo, get_info
 
 __all__ = [
     "INFO",

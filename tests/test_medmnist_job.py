@@ -1,4 +1,4 @@
-"""The training pipeline on small files made here (real-data runs are in test_cli.py)."""
+"""The MedMNIST job (`tinycnn train`) on small files made here (real-data runs are in test_cli.py)."""
 
 import json
 
@@ -7,7 +7,7 @@ import pytest
 
 from tinycnn.datasets import INFO
 from tinycnn.io import load_model
-from tinycnn.train import DEFAULT_RECIPE, Recipe, preprocess, targets, train, with_overrides
+from tinycnn.medmnist_job import DEFAULT_RECIPE, Recipe, preprocess, targets, train, with_overrides
 
 
 def fake_medmnist(folder, name, n=(60, 20, 20), seed=0):

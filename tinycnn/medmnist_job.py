@@ -1,10 +1,14 @@
-"""The main job: train a CNN on a MedMNIST dataset with the official protocol, write a run folder.
+"""The MedMNIST job, the pipeline behind the command line's ``tinycnn train``.
+
+Trains a CNN on one MedMNIST dataset with the official protocol and writes a run folder. This
+is the application (recipe, preprocessing, scoring, run folder), not the training loop itself:
+that is :meth:`tinycnn.model.Sequential.fit`, which this job calls.
 
 The protocol of the MedMNIST paper: train on ``train``, after every epoch score the model on
 ``val`` with the official metrics, keep the weights of the epoch with the best validation AUC,
 and report that model's ACC and AUC on ``test``.
 
-    from tinycnn.train import train
+    from tinycnn.medmnist_job import train
     result = train("pneumoniamnist", seed=0)          # what `tinycnn train` runs
     result["test"]                                    # {"acc": ..., "auc": ...}
 
