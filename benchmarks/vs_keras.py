@@ -988,6 +988,10 @@ def main(argv=None) -> int:
     parser.add_argument("--render", default=None, metavar="JSON",
                         help="measure nothing: rebuild the Markdown table from a results JSON written by an "
                              "earlier run (into that JSON, and into --readme / benchmarks/README.md)")
+    parser.add_argument("--teaching", action="store_true",
+                        help="run tinycnn in teaching mode (tinycnn.teaching(): tinycnn.functional, layer by layer, "
+                             "one thread) to measure what the readable path costs; writes vs_keras_teaching.* and "
+                             "leaves the README alone")
     parser.add_argument("--memory-child", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
 
@@ -1000,6 +1004,12 @@ def main(argv=None) -> int:
         print(doc["markdown"])
         return 0
 
+    if args.teaching:
+        import tinycnn
+        tinycnn.set_teaching(True)
+        args.name = args.name or "vs_keras_teaching"
+        args.no_readme = True
+        args.no_memory = True
     command = "python benchmarks/vs_keras.py " + " ".join(shlex.quote(a) for a in (argv if argv is not None
                                                                                      else sys.argv[1:]))
     command = command.strip()

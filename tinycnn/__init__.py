@@ -5,14 +5,14 @@ The public API lives here and nothing else does.
 
 __version__ = "0.1.0"
 
-from . import datasets, gradcheck, initializers, layers, losses, metrics, optimizers, reference, zoo  # noqa: E402
+from . import datasets, functional, gradcheck, initializers, layers, losses, metrics, optimizers, reference, zoo  # noqa: E402
 from .layers import (  # noqa: E402
     AveragePooling2D, AvgPool2D, BatchNormalization, Conv2D, Dense, Dropout, Flatten,
     GlobalAveragePooling2D, Layer, LeakyReLU, MaxPool2D, MaxPooling2D, ReLU, Sigmoid, Softmax, Tanh,
 )
 from .losses import SigmoidBinaryCrossEntropy, SoftmaxCrossEntropy  # noqa: E402
-from .model import Sequential  # noqa: E402
-from .io import load_model  # noqa: E402
+from .model import Sequential, load_model  # noqa: E402
+from .ops import is_teaching, set_teaching, teaching  # noqa: E402
 from .safety import CallOrderError, NonFiniteError  # noqa: E402
 from .optimizers import SGD, Adam  # noqa: E402
 from .profiling import profile  # noqa: E402
@@ -24,5 +24,5 @@ __all__ = [
     "AvgPool2D", "GlobalAveragePooling2D", "Dense", "Dropout", "BatchNormalization", "ReLU",
     "LeakyReLU", "Tanh", "Softmax", "Sigmoid", "Flatten", "SoftmaxCrossEntropy", "SigmoidBinaryCrossEntropy", "SGD", "Adam",
     "layers", "losses", "optimizers", "initializers", "gradcheck", "reference", "zoo", "datasets",
-    "metrics", "profile", "trace", "trace_step",
+    "metrics", "profile", "trace", "trace_step", "functional", "teaching", "set_teaching", "is_teaching",
 ]

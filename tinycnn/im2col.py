@@ -36,6 +36,13 @@ import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
 
+def pair(value) -> tuple[int, int]:
+    """A kernel size, stride or pool size given as an int or a ``(rows, cols)`` pair, as a pair."""
+    if np.ndim(value) == 0:
+        return int(value), int(value)
+    return int(value[0]), int(value[1])
+
+
 def output_size(size: int, kernel: int, stride: int, padding: str) -> int:
     """Spatial output size of a sliding window, as TensorFlow computes it."""
     if padding == "same":

@@ -31,7 +31,6 @@ from pathlib import Path
 import numpy as np
 
 from . import __version__, layers as layers_mod, losses as losses_mod, optimizers as optimizers_mod
-from .model import Sequential
 from .npz import NpzError, read_npz
 
 FORMAT = "tinycnn-model"
@@ -44,6 +43,11 @@ LAYER_CLASSES = {name: getattr(layers_mod, name) for name in
 LOSS_CLASSES = {"SoftmaxCrossEntropy": losses_mod.SoftmaxCrossEntropy,
                 "SigmoidBinaryCrossEntropy": losses_mod.SigmoidBinaryCrossEntropy}
 OPTIMIZER_CLASSES = {"SGD": optimizers_mod.SGD, "Adam": optimizers_mod.Adam, "AdamW": optimizers_mod.AdamW}
+
+
+#: The model classes a file can hold; :mod:`tinycnn.model` adds ``Sequential`` when it is imported
+#: (this module never imports the model: the model uses it to save itself).
+MODEL_CLASSES: dict = {}
 
 
 class ModelFileError(ValueError):
@@ -73,7 +77,7 @@ def atomic_write_text(path, text: str) -> Path:
     return atomic_write(path, lambda f: f.write(text.encode("utf-8")))
 
 
-def save_model(model: Sequential, path, include_optimizer: bool = True, training_state: dict | None = None,
+def save_model(model, path, include_optimizer: bool = True, training_state: dict | None = None,
                callback_arrays: list[list[np.ndarray]] | None = None) -> Path:
     """Write ``model`` (architecture, weights, compile settings, ``model.metadata``) to ``path``.
 
@@ -120,7 +124,7 @@ def save_model(model: Sequential, path, include_optimizer: bool = True, training
     return atomic_write(path, write)
 
 
-def load_model(path) -> Sequential:
+def load_model(path):
     """Read a model written by :func:`save_model`. Raises :class:`ModelFileError` (a ValueError)
     naming the file and the problem for anything that is not a valid tinycnn model file."""
     doc, arrays, path = _read(path)
@@ -128,7 +132,7 @@ def load_model(path) -> Sequential:
     return _rebuild(doc, arrays, path)
 
 
-def load_training_state(model: Sequential, path) -> dict:
+def load_training_state(model, path) -> dict:
     """Restore a checkpoint written by ``fit(checkpoint=...)`` into ``model`` (weights, optimizer
     state, random generator) and return its training state (``epoch``, ``history``, ``best``, and
     ``callbacks``: per callback its class, state and arrays, for ``fit`` to hand back).
@@ -215,7 +219,7 @@ def _read_header(header: np.ndarray, path: Path) -> dict:
     return doc
 
 
-def _rebuild(doc: dict, arrays: dict, path: Path) -> Sequential:
+def _rebuild(doc: dict, arrays: dict, path: Path):
     try:
         spec = doc["model"]
         layers = []
@@ -224,7 +228,7 @@ def _rebuild(doc: dict, arrays: dict, path: Path) -> Sequential:
             if cls is None:
                 raise ModelFileError(f"{path}: unknown layer class {entry['class']!r}")
             layers.append(cls(**entry["config"]))
-        model = Sequential(layers, input_shape=tuple(spec["input_shape"]), dtype=spec["dtype"], name=spec["name"])
+        model = MODEL_CLASSES["Sequential"](layers, input_shape=tuple(spec["input_shape"]), dtype=spec["dtype"], name=spec["name"])
         model.metadata = doc.get("metadata") or {}
         compiled = doc.get("compile")
         if compiled:

@@ -11,7 +11,10 @@ The second form of L never takes the log of a probability that might have underf
 the gradient is simply "predicted minus true" — much better behaved than chaining the softmax
 Jacobian onto ``−1/p``.
 
-A loss is used as ``loss = L.forward(logits, y)`` then ``dlogits = L.backward()``.
+The math is :func:`tinycnn.functional.softmax_cross_entropy` and
+:func:`tinycnn.functional.sigmoid_binary_cross_entropy` (each returns the loss *and* dL/dlogits);
+these classes add the label checks, Keras's names and the forward/backward split:
+``loss = L.forward(logits, y)`` then ``dlogits = L.backward()``.
 ``L.forward(logits, y, sample_weight)`` weights each sample's loss: the result is
 ``Σ wᵢ·ℓᵢ / N`` (Keras's "sum over batch size"), and each row of the gradient is scaled by ``wᵢ``
 — how class weights enter training.
@@ -24,7 +27,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .layers.activations import sigmoid, softmax
+from . import ops
+from .functional import sigmoid, softmax
 
 
 class Loss:
@@ -39,7 +43,8 @@ class Loss:
         raise NotImplementedError
 
     def backward(self) -> np.ndarray:
-        raise NotImplementedError
+        """dL/dlogits of the last ``forward`` (computed there, with the loss)."""
+        return self._cached()
 
     def probabilities(self, logits: np.ndarray) -> np.ndarray:
         raise NotImplementedError
@@ -97,23 +102,9 @@ class SoftmaxCrossEntropy(Loss):
 
     def forward(self, logits, y, sample_weight=None) -> float:
         y = self.check_labels(y, logits.shape)
-        n = logits.shape[0]
-        w = self.check_sample_weight(sample_weight, n, logits.dtype)
-        shifted = logits - logits.max(axis=1, keepdims=True)          # largest logit becomes 0
-        log_sum_exp = np.log(np.exp(shifted).sum(axis=1))
-        per_sample = log_sum_exp - shifted[np.arange(n), y]            # −log p[n, y_n]
-        loss = np.mean(per_sample) if w is None else np.sum(w * per_sample) / n
-        self._cache = (logits, y, w)
-        return float(loss)
-
-    def backward(self) -> np.ndarray:
-        logits, y, w = self._cached()
-        n = logits.shape[0]
-        grad = softmax(logits)                                          # p
-        grad[np.arange(n), y] -= 1                                      # p − onehot(y)
-        if w is not None:
-            grad *= w[:, None]
-        return grad / logits.dtype.type(n)                              # (p − onehot(y)) / N
+        w = self.check_sample_weight(sample_weight, logits.shape[0], logits.dtype)
+        loss, self._cache = ops.softmax_cross_entropy(logits, y, w)
+        return loss
 
     def probabilities(self, logits):
         return softmax(logits)
@@ -150,18 +141,8 @@ class SigmoidBinaryCrossEntropy(Loss):
     def forward(self, logits, y, sample_weight=None) -> float:
         y = self.check_labels(y, logits.shape).astype(logits.dtype)
         w = self.check_sample_weight(sample_weight, logits.shape[0], logits.dtype)
-        loss = np.maximum(logits, 0) - logits * y + np.log1p(np.exp(-np.abs(logits)))
-        if w is not None:
-            loss = loss * w.reshape(-1, *([1] * (loss.ndim - 1)))
-        self._cache = (logits, y, w)
-        return float(loss.mean())
-
-    def backward(self) -> np.ndarray:
-        logits, y, w = self._cached()
-        grad = (sigmoid(logits) - y) / logits.dtype.type(logits.size)
-        if w is not None:
-            grad *= w.reshape(-1, *([1] * (grad.ndim - 1)))
-        return grad
+        loss, self._cache = ops.sigmoid_binary_cross_entropy(logits, y, w)
+        return loss
 
     def probabilities(self, logits):
         return sigmoid(logits)

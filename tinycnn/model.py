@@ -16,21 +16,54 @@ activation: the fused, numerically stable ``(p − y)/N``.
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import math
-import warnings
 
 import numpy as np
 from tqdm import tqdm          # the plain text bar: works in terminals and notebooks alike
 
+from . import io, ops, regularizers
 from . import losses as losses_mod
 from . import optimizers as optimizers_mod
 from .callbacks import as_callback
 from .layers.activations import Sigmoid, Softmax
-from .losses import balanced_class_weights
 from .layers.base import Layer
-from .layers.fused import ConvReLUPool
-from .fast import all_finite, with_one_blas_thread
 from .safety import DeferredInterrupt, NonFiniteError, first_nonfinite_gradient, first_nonfinite_output
+from .trace import trace_step
+from .training import Checkpoints, check_sampler, class_weight_array, epoch_order
+
+
+def _one_blas_thread(method):
+    """Run a model entry point with one BLAS thread per Python thread (see :func:`tinycnn.ops.one_blas_thread`)."""
+    @functools.wraps(method)
+    def wrapper(*args, **kwargs):
+        with ops.one_blas_thread():
+            return method(*args, **kwargs)
+    return wrapper
+
+
+class Observer:
+    """Watches a training step from inside the model — how the trace tool and the profiler see each
+    layer without changing it. ``with model.observe(observer): ...`` calls, around every step of
+    ``forward``, ``backward``, the ``loss`` and the ``optimizer`` update::
+
+        observer.before(step, phase)
+        observer.after(step, phase, inputs, output)    # forward: x, y   backward: dy, dx
+                                                        # loss: logits, (loss, dlogits)
+                                                        # penalty: the layer, (l2·ΣW², 2·l2·W)
+
+    ``step`` is a layer (or, outside teaching mode, a fused step of several). Does nothing by default.
+    """
+
+    def before(self, step, phase):
+        pass
+
+    def after(self, step, phase, inputs, output):
+        pass
+
+
+NOBODY = Observer()
 
 
 class Sequential:
@@ -61,9 +94,11 @@ class Sequential:
         self.loss = None
         self.metadata: dict = {}        # free-form JSON saved with the model (dataset, labels, ...)
         self.stop_training = False      # a callback may set this to end fit() after the epoch
-        #: run each Conv2D(relu) → MaxPool2D pair as one step (see tinycnn.layers.fused; False: one by one)
+        #: outside teaching mode, run each Conv2D(relu) → MaxPool2D pair as one fused kernel step
+        #: (tinycnn.kernels.fused); False: the layers one by one
         self.fuse = True
-        self._fused_steps: dict[int, ConvReLUPool] = {}
+        self._plan = (None, [])             # (what the plan was made for, the steps)
+        self._observer = NOBODY
         for layer in layers or []:
             self.add(layer)
         if input_shape is not None:
@@ -233,7 +268,7 @@ class Sequential:
             )
         if x.ndim < 2 or x.shape[0] == 0:
             raise ValueError(f"{self.name}: {what} must be a non-empty batch, got shape {x.shape}")
-        if not all_finite(x):                          # one pass, no boolean temporary
+        if not ops.all_finite(x):
             rows_ok = np.isfinite(x.reshape(x.shape[0], -1)).all(axis=1)
             bad = int(np.flatnonzero(~rows_ok)[0])
             raise ValueError(f"{self.name}: {what} contains NaN or inf (first in sample {bad})")
@@ -246,39 +281,40 @@ class Sequential:
         return x.astype(self.dtype, copy=False)
 
     def _steps(self) -> list:
-        """The layers in the order they run — with each ``Conv2D(activation="relu")`` directly
-        followed by a ``MaxPool2D`` that tiles its output run as one fused step
-        (:class:`tinycnn.layers.fused.ConvReLUPool`: the same outputs, fewer trips to memory),
-        unless ``self.fuse`` is False."""
-        steps, i = [], 0
-        while i < len(self.layers):
-            layer = self.layers[i]
-            after = self.layers[i + 1] if i + 1 < len(self.layers) else None
-            if self.fuse and ConvReLUPool.fits(layer, after):
-                step = self._fused_steps.get(i)
-                if step is None or step.conv is not layer or step.pool is not after:
-                    step = self._fused_steps[i] = ConvReLUPool(layer, after)
-                steps.append(step)
-                i += 2
-            else:
-                steps.append(layer)
-                i += 1
-        return steps
+        """The layers in the order they run: in teaching mode the layers themselves; otherwise the
+        kernels may run a ``Conv2D(activation="relu")`` and the ``MaxPool2D`` after it as one fused
+        step (unless ``self.fuse`` is False). The same step objects serve forward and backward."""
+        key = (ops.is_teaching(), self.fuse, tuple(map(id, self.layers)))
+        if self._plan[0] != key:
+            self._plan = (key, ops.plan(self.layers, self.fuse))
+        return self._plan[1]
 
-    @with_one_blas_thread
+    @contextlib.contextmanager
+    def observe(self, observer: Observer):
+        """Within the block, ``observer`` sees every forward, backward, loss and update (see :class:`Observer`)."""
+        before, self._observer = self._observer, observer
+        try:
+            yield observer
+        finally:
+            self._observer = before
+
+    @_one_blas_thread
     def forward(self, x, training=False) -> np.ndarray:
         """Run every layer; returns the last layer's output (probabilities if it ends in softmax)."""
         return self._run(self._prepare_input(x), training)
 
     def _run(self, out, training) -> np.ndarray:
         """:meth:`forward` on an input :meth:`_prepare_input` has already checked."""
+        watch = self._observer
         for step in self._steps():
-            out = step.forward(out, training=training)
+            watch.before(step, "forward")
+            x, out = out, step.forward(out, training=training)
+            watch.after(step, "forward", x, out)
         return out
 
     __call__ = forward
 
-    @with_one_blas_thread
+    @_one_blas_thread
     def backward(self, dout, from_logits=False) -> np.ndarray:
         """Backpropagate dL/d(output) through every layer (after a ``forward``); returns dL/dx.
 
@@ -296,17 +332,23 @@ class Sequential:
 
     def _backprop(self, grad, from_logits, training) -> np.ndarray:
         """``grad`` through every step in reverse; ``from_logits``: enter below the final softmax/
-        sigmoid (the model must end in one). ``training``: the first layer skips dL/dx (see
-        :meth:`_no_input_grad`); returns dL/dx, or None then."""
+        sigmoid (the model must end in one). ``training``: outside teaching mode the first step
+        skips dL/dx (nobody needs dL/d(images)); returns dL/dx, or None then."""
         steps = self._steps()
-        skip = self._no_input_grad if training else (lambda step: {})
         if from_logits:
             *steps, last = steps
             if not isinstance(last, (Softmax, Sigmoid)):    # Dense/Conv2D(activation=...): enter below it
-                grad = last.backward(grad, preactivation=True, **skip(last))
+                grad = self._step_backward(last, grad, preactivation=True)
         for step in reversed(steps):
-            grad = step.backward(grad, **skip(step))
+            skip = training and step is steps[0] and getattr(step, "can_skip_input_grad", False)
+            grad = self._step_backward(step, grad, **({"input_grad": False} if skip else {}))
         return grad
+
+    def _step_backward(self, step, grad, **options):
+        self._observer.before(step, "backward")
+        dx = step.backward(grad, **options)
+        self._observer.after(step, "backward", grad, dx)
+        return dx
 
     def compute_loss(self, x, y, sample_weight=None) -> float:
         """The training objective on a batch — training-mode forward pass, the loss, plus any
@@ -323,10 +365,9 @@ class Sequential:
 
     def regularization_loss(self) -> float:
         """Σ of every layer's ``kernel_regularizer`` penalty (0 without regularizers)."""
-        return sum(layer.kernel_regularizer.penalty(layer.params["kernel"]) for layer in self.layers
-                   if getattr(layer, "kernel_regularizer", None) is not None)
+        return sum(penalty for _, penalty, _ in regularizers.penalties(self.layers))
 
-    @with_one_blas_thread
+    @_one_blas_thread
     def loss_and_grads(self, x, y, sample_weight=None) -> tuple[float, np.ndarray]:
         """One forward and backward pass on a batch; fills every layer's grads.
 
@@ -334,27 +375,22 @@ class Sequential:
         """
         self._require_compiled()
         logits = self._forward_logits(x, training=True)
+        watch = self._observer
+        watch.before(self.loss, "loss")
         loss = self.loss.forward(logits, y, sample_weight)
-        self._backprop(self.loss.backward(), from_logits=self._fused(), training=True)   # from dL/dlogits
-        for layer in self.layers:                           # weight penalties: l2·Σw² -> 2·l2·w
-            regularizer = getattr(layer, "kernel_regularizer", None)
-            if regularizer is not None:
-                loss += regularizer.penalty(layer.params["kernel"])
-                layer.grads["kernel"] += regularizer.gradient(layer.params["kernel"])
+        dlogits = self.loss.backward()
+        watch.after(self.loss, "loss", logits, (loss, dlogits))
+        self._backprop(dlogits, from_logits=self._fused(), training=True)      # from dL/dlogits
+        for layer, penalty, grad in regularizers.penalties(self.layers):      # l2·Σw² -> 2·l2·w
+            loss += penalty
+            layer.grads["kernel"] += grad
+            watch.after(layer, "penalty", layer, (penalty, grad))
         return loss, logits
-
-    def _no_input_grad(self, layer) -> dict:
-        """Training needs no gradient for the images: the first Conv2D/Dense skips computing it
-        (``backward(..., input_grad=False)``), saving a matrix product and a col2im per batch.
-        ``model.backward`` still returns dL/dx for whoever wants it (saliency maps)."""
-        first = layer.conv if isinstance(layer, ConvReLUPool) else layer   # a fused step starts with its Conv2D
-        return {"input_grad": False} if first is self.layers[0] and layer.can_skip_input_grad else {}
 
     def trace_step(self, x, y, sample_weight=None, update=False):
         """``loss_and_grads`` (and, with ``update=True``, the optimizer step) with every array recorded:
         ``print(trace)`` for a table, ``trace.step_through()`` for the backward pass formula by formula.
         See :func:`tinycnn.trace.trace_step`."""
-        from .trace import trace_step
         return trace_step(self, x, y, sample_weight=sample_weight, update=update)
 
     # -- training -------------------------------------------------------------------------
@@ -363,7 +399,7 @@ class Sequential:
             raise RuntimeError(f"{self.name}: call compile(optimizer, loss) before training or evaluating")
         self._check_loss_matches_output()
 
-    @with_one_blas_thread
+    @_one_blas_thread
     def train_on_batch(self, x, y, sample_weight=None) -> dict:
         """One optimizer step on one batch; returns ``{"loss": ..., "accuracy": ...}`` (before the step).
 
@@ -382,10 +418,12 @@ class Sequential:
             raise NonFiniteError(f"{self.name}: non-finite gradient, first in '{layer.name}/{key}' "
                                  "(in backward order); the step was not applied")
         accuracy = self.loss.accuracy(logits, y)
+        self._observer.before(self.optimizer, "optimizer")
         self.optimizer.apply(self.params, self.grads)
+        self._observer.after(self.optimizer, "optimizer", self.grads, self.params)
         return {"loss": loss, "accuracy": accuracy}
 
-    @with_one_blas_thread
+    @_one_blas_thread
     def fit(self, x, y, epochs=1, batch_size=32, validation_data=None, shuffle=True, verbose=1,
             callbacks=(), augment=None, class_weight=None, sampler=None, checkpoint=None,
             checkpoint_best=None, monitor="val_loss", resume=None) -> dict:
@@ -433,32 +471,29 @@ class Sequential:
         if y.ndim == 0 or y.shape[0] != x.shape[0]:
             raise ValueError(f"{self.name}: x has {x.shape[0]} samples but y has shape {y.shape}")
         y = self.loss.check_labels(y, (x.shape[0], *self.output_shape))   # all labels, once
-        weights = self._class_weights(class_weight, y)
-        if sampler not in (None, "balanced", "oversample"):
-            raise ValueError(f"{self.name}: unknown sampler {sampler!r}; expected None, 'balanced' or 'oversample'")
-        if sampler is not None and y.ndim != 1:
-            raise ValueError(f"{self.name}: sampler={sampler!r} needs single-label (integer) targets")
+        weights = class_weight_array(class_weight, y, self.output_shape[-1], self.name)
+        check_sampler(sampler, y, self.name)
         callbacks = [as_callback(c) for c in callbacks]
         if validation_data is not None:
             if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
                 raise ValueError(f"{self.name}: validation_data must be a pair (x_val, y_val)")
+        checkpoints = Checkpoints(self, checkpoint, checkpoint_best, monitor)
         history: dict[str, list[float]] = {"loss": [], "accuracy": []}
-        first_epoch, best = 1, None
+        first_epoch = 1
         if resume is not None:
-            from .io import load_training_state
-            state = load_training_state(self, resume)
-            history, first_epoch, best = state["history"], state["epoch"] + 1, state.get("best")
+            state = checkpoints.resume(resume)
+            history, first_epoch = state["history"], state["epoch"] + 1
         self.stop_training = False
         self.stop_reason = None
         for callback in callbacks:
             callback.on_train_begin(self)
         if resume is not None:
-            self._restore_callbacks(callbacks, state["callbacks"], resume)
+            checkpoints.restore_callbacks(callbacks, state["callbacks"], resume)
         with DeferredInterrupt() as interrupt:
             for epoch in range(first_epoch, epochs + 1):
                 for callback in callbacks:
                     callback.on_epoch_begin(self, epoch)
-                order = self._epoch_order(y, shuffle, sampler)
+                order = epoch_order(y, self.rng, shuffle, sampler)
                 logs = self._train_epoch(x, y, order, weights, epoch, epochs, batch_size, augment, verbose,
                                          interrupt)
                 if logs is None:                                   # Ctrl-C: stop, keep what is done
@@ -472,8 +507,7 @@ class Sequential:
                     history.setdefault(key, []).append(value)
                 if verbose == 2:
                     print(f"Epoch {epoch}/{epochs} - " + " - ".join(f"{k}: {v:.4f}" for k, v in logs.items()))
-                best = self._save_checkpoints(epoch, history, logs, checkpoint, checkpoint_best, monitor, best,
-                                              callbacks)
+                checkpoints.epoch_done(epoch, history, logs, callbacks)
                 if self.stop_training:
                     self.stop_reason = self.stop_reason or f"stopped by a callback after epoch {epoch}"
                     break
@@ -481,44 +515,6 @@ class Sequential:
             for callback in callbacks:
                 callback.on_train_end(self)
         return history
-
-    def _class_weights(self, class_weight, y):
-        """Per-class loss weights as an array indexed by class id (None: unweighted)."""
-        if class_weight is None:
-            return None
-        if y.ndim != 1:
-            raise ValueError(f"{self.name}: class_weight needs single-label (integer) targets")
-        n_classes = self.output_shape[-1]
-        if isinstance(class_weight, str):
-            if class_weight != "balanced":
-                raise ValueError(f"{self.name}: unknown class_weight {class_weight!r}; expected 'balanced' or a dict")
-            return balanced_class_weights(y, n_classes)
-        if not isinstance(class_weight, dict):
-            raise TypeError(f"{self.name}: class_weight must be a dict {{class: weight}} or 'balanced'")
-        weights = np.ones(n_classes)
-        for cls, w in class_weight.items():
-            if not (isinstance(cls, (int, np.integer)) and 0 <= cls < n_classes):
-                raise ValueError(f"{self.name}: class_weight has class {cls!r}, expected ids in [0, {n_classes})")
-            if not (isinstance(w, (int, float, np.number)) and math.isfinite(w) and w >= 0):
-                raise ValueError(f"{self.name}: class_weight[{cls}] must be a finite number >= 0, got {w!r}")
-            weights[cls] = w
-        return weights
-
-    def _epoch_order(self, y, shuffle, sampler):
-        """The sample indices of one epoch, in training order."""
-        n = len(y)
-        if sampler == "balanced":                  # every class equally likely, with replacement
-            counts = np.bincount(y)
-            p = 1.0 / counts[y]
-            return self.rng.choice(n, size=n, replace=True, p=p / p.sum())
-        if sampler == "oversample":                # smaller classes drawn up to the largest one's size
-            counts = np.bincount(y)
-            largest = counts.max()
-            parts = [np.flatnonzero(y == c) if counts[c] == largest else
-                     self.rng.choice(np.flatnonzero(y == c), largest, replace=True)
-                     for c in range(len(counts)) if counts[c]]
-            return self.rng.permutation(np.concatenate(parts))
-        return self.rng.permutation(n) if shuffle else np.arange(n)
 
     def _train_epoch(self, x, y, order, class_weights, epoch, epochs, batch_size, augment, verbose, interrupt):
         """One pass over ``order``; returns the epoch's logs, or None if Ctrl-C stopped it."""
@@ -546,53 +542,12 @@ class Sequential:
                     return None
         return {"loss": total_loss / n, "accuracy": total_acc / n}
 
-    def _save_checkpoints(self, epoch, history, logs, checkpoint, checkpoint_best, monitor, best, callbacks):
-        """Write the per-epoch and best checkpoints; returns the best monitored value so far."""
-        if checkpoint_best is not None:
-            if monitor not in logs:
-                raise ValueError(f"{self.name}: checkpoint_best monitors {monitor!r}, which is not among the "
-                                 f"epoch's logs {sorted(logs)}; pass validation_data or another monitor")
-            value = logs[monitor]
-            lower_is_better = "loss" in monitor
-            if best is None or (value < best if lower_is_better else value > best):
-                best = value
-                self._write_state(checkpoint_best, epoch, history, best, callbacks)
-        if checkpoint is not None:
-            self._write_state(checkpoint, epoch, history, best, callbacks)
-        return best
-
-    def _write_state(self, path, epoch, history, best, callbacks):
-        from .io import save_model
-        states = [callback.get_state() for callback in callbacks]     # (JSON-able dict, arrays) each
-        save_model(self, path, include_optimizer=True,
-                   training_state={"epoch": epoch, "history": history, "best": best,
-                                   "rng": self.rng.bit_generator.state,
-                                   "layer_rngs": {layer.name: layer.rng.bit_generator.state
-                                                  for layer in self.layers if hasattr(layer, "rng")},
-                                   "callbacks": [{"class": type(callback).__name__, "state": state,
-                                                  "arrays": len(arrays)}
-                                                 for callback, (state, arrays) in zip(callbacks, states)]},
-                   callback_arrays=[arrays for _, arrays in states])
-
-    def _restore_callbacks(self, callbacks, saved, path):
-        """Hand each callback the state the checkpoint saved for the callback at its position (same
-        class); warn when the callbacks differ from the checkpoint's, whose states then stay behind."""
-        mine, theirs = [type(c).__name__ for c in callbacks], [entry["class"] for entry in saved]
-        if mine != theirs:
-            warnings.warn(f"{self.name}: resuming from {path}, which was written with callbacks {theirs}, "
-                          f"with callbacks {mine}: only a callback at the same position and of the same class "
-                          "gets its saved state (early stopping's counters, for one) back", stacklevel=3)
-        for callback, entry in zip(callbacks, saved):
-            if type(callback).__name__ == entry["class"]:
-                callback.set_state(entry["state"], entry["arrays"])
-
     def save(self, path, include_optimizer: bool = True):
         """Save architecture, weights, compile settings and ``metadata`` to one ``.npz`` file
         (atomically, no pickle); see :mod:`tinycnn.io`. Load it with ``tinycnn.load_model``."""
-        from .io import save_model
-        return save_model(self, path, include_optimizer=include_optimizer)
+        return io.save_model(self, path, include_optimizer=include_optimizer)
 
-    @with_one_blas_thread
+    @_one_blas_thread
     def evaluate(self, x, y, batch_size=256) -> dict:
         """Mean loss and accuracy over ``(x, y)``: ``{"loss": ..., "accuracy": ...}``."""
         self._require_compiled()
@@ -609,7 +564,7 @@ class Sequential:
             total_acc += self.loss.accuracy(logits, yb) * len(xb)
         return {"loss": total_loss / x.shape[0], "accuracy": total_acc / x.shape[0]}
 
-    @with_one_blas_thread
+    @_one_blas_thread
     def predict(self, x, batch_size=256) -> np.ndarray:
         """Class probabilities, computed in batches.
 
@@ -631,3 +586,11 @@ class Sequential:
 def _check_positive_int(value, what: str) -> None:
     if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < 1:
         raise ValueError(f"{what} must be a positive int, got {value!r}")
+
+
+def load_model(path) -> "Sequential":
+    """Read a model written by ``model.save`` (see :func:`tinycnn.io.load_model`)."""
+    return io.load_model(path)
+
+
+io.MODEL_CLASSES["Sequential"] = Sequential

@@ -5,6 +5,9 @@ An optimizer updates the parameter arrays **in place**::
     optimizer.apply(params, grads)     # lists of arrays, same order every step
 
 and keeps its own per-parameter state ("slots": velocities, moments), created on the first call.
+The update rules themselves are :func:`tinycnn.functional.sgd_update` and
+:func:`tinycnn.functional.adam_update`, called through :mod:`tinycnn.ops`: the textbook versions
+return new arrays, which are copied into the parameters; the kernels update them in place.
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ import math
 
 import numpy as np
 
-from .fast import in_parts
+from . import ops
 
 
 class Optimizer:
@@ -24,7 +27,6 @@ class Optimizer:
         self.learning_rate = float(learning_rate)
         self.iterations = 0            # number of updates applied so far (Keras's optimizer.iterations)
         self.slots: list[dict[str, np.ndarray]] | None = None
-        self._temps: dict[int, list[np.ndarray]] = {}   # scratch arrays reused by every update (not state)
 
     def apply(self, params: list[np.ndarray], grads: list[np.ndarray]) -> None:
         """One update of every parameter, in place."""
@@ -44,14 +46,6 @@ class Optimizer:
 
     def create_slots(self, param: np.ndarray) -> dict[str, np.ndarray]:
         return {}
-
-    def temporary(self, param: np.ndarray, which: int = 0) -> np.ndarray:
-        """Scratch array number ``which`` shaped like ``param``: a view into a buffer kept across
-        steps, so an update allocates nothing (the update rules write intermediates into it)."""
-        buffers = self._temps.setdefault(which, [np.empty(0, param.dtype)])
-        if buffers[0].size < param.size or buffers[0].dtype != param.dtype:
-            buffers[0] = np.empty(max(param.size, buffers[0].size), param.dtype)
-        return buffers[0][:param.size].reshape(param.shape)
 
     def update(self, param, grad, slots) -> None:
         raise NotImplementedError
@@ -84,17 +78,9 @@ class SGD(Optimizer):
         return {"velocity": np.zeros_like(param)} if self.momentum else {}
 
     def update(self, param, grad, slots):
-        lr = param.dtype.type(self.learning_rate)
-        if not self.momentum:
-            param -= lr * grad
-            return
-        mu = param.dtype.type(self.momentum)
-        m = slots["velocity"]
-        m[...] = -grad * lr + m * mu
-        if self.nesterov:
-            param += -grad * lr + m * mu
-        else:
-            param += m
+        velocity = slots["velocity"] if self.momentum else np.zeros_like(param)
+        w, velocity = ops.sgd_update(param, grad, velocity, self.learning_rate, self.momentum, self.nesterov)
+        _store(param, w, slots, velocity=velocity)
 
     def get_config(self):
         return {"learning_rate": self.learning_rate, "momentum": self.momentum, "nesterov": self.nesterov}
@@ -126,31 +112,9 @@ class Adam(Optimizer):
         return {"m": np.zeros_like(param), "v": np.zeros_like(param)}
 
     def update(self, param, grad, slots):
-        t = self.iterations + 1
-        f = param.dtype.type
-        alpha = f(self.learning_rate) * np.sqrt(1 - f(self.beta_2) ** t) / (1 - f(self.beta_1) ** t)
-        one_minus_b1, one_minus_b2, eps = f(1 - self.beta_1), f(1 - self.beta_2), f(self.epsilon)
-
-        def adam_step(w, g, m, v, tmp, tmp2):
-            # The three lines of the rule, each spelled as in-place steps through reused
-            # temporaries so that nothing is allocated — the same operations, in the same order,
-            # as the one-liners (and as Keras), so the same numbers to the last bit.
-            np.subtract(g, m, out=tmp)                  # m += (g − m)·(1 − β1)
-            tmp *= one_minus_b1
-            m += tmp
-            np.multiply(g, g, out=tmp)                  # v += (g² − v)·(1 − β2)
-            tmp -= v
-            tmp *= one_minus_b2
-            v += tmp
-            np.multiply(m, alpha, out=tmp)              # w −= (m · alpha) / (sqrt(v) + ε)
-            np.sqrt(v, out=tmp2)
-            tmp2 += eps
-            tmp /= tmp2
-            w -= tmp
-
-        # a big kernel is cut into one part per core (each element's update is independent)
-        in_parts(adam_step, param, grad, slots["m"], slots["v"], self.temporary(param, 0), self.temporary(param, 1),
-                 passes=12)
+        w, m, v = ops.adam_update(param, grad, slots["m"], slots["v"], self.iterations + 1, self.learning_rate,
+                                  self.beta_1, self.beta_2, self.epsilon)
+        _store(param, w, slots, m=m, v=v)
 
     def get_config(self):
         return {"learning_rate": self.learning_rate, "beta_1": self.beta_1, "beta_2": self.beta_2,
@@ -171,12 +135,22 @@ class AdamW(Adam):
         self.weight_decay = float(weight_decay)
 
     def update(self, param, grad, slots):
-        f = param.dtype.type
-        param -= param * f(self.weight_decay) * f(self.learning_rate)
-        super().update(param, grad, slots)
+        w, m, v = ops.adamw_update(param, grad, slots["m"], slots["v"], self.iterations + 1, self.learning_rate,
+                                   self.weight_decay, self.beta_1, self.beta_2, self.epsilon)
+        _store(param, w, slots, m=m, v=v)
 
     def get_config(self):
         return {**super().get_config(), "weight_decay": self.weight_decay}
+
+
+def _store(param, new, slots, **new_slots) -> None:
+    """Put an update's results in place: the model's own ``param`` array (layers hold it) and the
+    slots. (A kernel that updated them in place returned the same arrays: nothing to copy.)"""
+    if new is not param:
+        param[...] = new
+    for key, value in new_slots.items():
+        if key in slots:
+            slots[key] = value
 
 
 _BY_NAME = {"sgd": SGD, "adam": Adam, "adamw": AdamW}

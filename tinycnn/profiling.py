@@ -7,8 +7,10 @@
                              # time inside matrix products and their rate (GFLOP/s)
 
 It runs ordinary training steps (``model.train_on_batch``) on consecutive batches of ``x`` and
-times every layer's ``forward`` and ``backward``, the loss, the optimizer update and every matrix
-product (each Conv2D and Dense product goes through :func:`tinycnn.fast.matmul`). Whatever is
+times every layer's ``forward`` and ``backward``, the loss, the optimizer update (watching the
+model's own step through :meth:`tinycnn.Sequential.observe`) and every matrix product of the kernels
+(:func:`tinycnn.kernels.parallel.recording_matmuls`; in teaching mode the products of
+:mod:`tinycnn.functional` are not counted). Whatever is
 left — slicing the batch, input checks, the loop itself — is reported as "other". The model is
 left exactly as it was: weights, optimizer state and random generators are restored afterwards.
 
@@ -28,8 +30,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from . import fast
-from .layers.fused import ConvReLUPool
+from .kernels import parallel
+from .kernels.steps import ConvReLUPool
 
 
 @dataclass
@@ -145,12 +147,12 @@ def profile(model, x, y, batch_size: int = 32, steps: int = 20, warmup: int = 3,
     weights, optimizer state and random generators are restored afterwards, so profiling does not
     train it. ``measure_peak`` also times one large matrix product for comparison.
     """
-    from .model import Sequential, _check_positive_int
-    if not isinstance(model, Sequential):
+    if not all(hasattr(model, name) for name in ("observe", "train_on_batch", "layers")):
         raise TypeError(f"profile: expected a tinycnn Sequential model, got {type(model).__name__}")
     model._require_compiled()
     for value, what in ((batch_size, "batch_size"), (steps, "steps")):
-        _check_positive_int(value, what)
+        if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < 1:
+            raise ValueError(f"{what} must be a positive int, got {value!r}")
     if not isinstance(warmup, int) or warmup < 0:
         raise ValueError(f"profile: warmup must be an int >= 0, got {warmup!r}")
     x = model._prepare_input(x)
@@ -167,48 +169,17 @@ def profile(model, x, y, batch_size: int = 32, steps: int = 20, warmup: int = 3,
     rows = {step.name: LayerTimes(step.name, _kind(step)) for step in run_as}
     rows["loss"] = LayerTimes("loss", type(model.loss).__name__)
     rows["optimizer"] = LayerTimes("optimizer", type(model.optimizer).__name__)
-    current = [None]            # the row whose matrix products are being timed
-
-    def record_matmul(elapsed, flops):
-        if current[0] is not None:
-            current[0].matmul += elapsed
-            current[0].flops += flops
-
-    def timed(obj, method, row, attr):
-        original = getattr(obj, method)
-
-        def wrapper(*args, **kwargs):
-            outer, current[0] = current[0], row
-            start = time.perf_counter()
-            try:
-                return original(*args, **kwargs)
-            finally:
-                setattr(row, attr, getattr(row, attr) + time.perf_counter() - start)
-                current[0] = outer
-        setattr(obj, method, wrapper)           # an instance attribute shadows the class's method
-        return obj, method
-
+    timer = _StepTimer(rows)
     try:
         for i in range(warmup):
             sl = batches[i % per_batch]
             model.train_on_batch(x[sl], y[sl])
-        patched = [timed(step, m, rows[step.name], m) for step in run_as for m in ("forward", "backward")]
-        patched += [timed(model.loss, "forward", rows["loss"], "forward"),
-                    timed(model.loss, "backward", rows["loss"], "backward"),
-                    timed(model.optimizer, "apply", rows["optimizer"], "forward")]
-        for row in rows.values():
-            row.forward = row.backward = row.matmul = row.flops = 0.0
-        fast._matmul_recorder = record_matmul
-        try:
+        with model.observe(timer), parallel.recording_matmuls(timer.record_matmul):
             start = time.perf_counter()
             for i in range(steps):
                 sl = batches[(warmup + i) % per_batch]
                 model.train_on_batch(x[sl], y[sl])
             total = time.perf_counter() - start
-        finally:
-            fast._matmul_recorder = None
-            for obj, method in patched:
-                delattr(obj, method)
     finally:
         _restore_state(model, saved)
 
@@ -225,7 +196,40 @@ def profile(model, x, y, batch_size: int = 32, steps: int = 20, warmup: int = 3,
                      "images: training does not need one)")
     return Profile(rows=list(rows.values()), step_seconds=total / steps, batch_size=batch_size,
                    steps=steps, peak_gflops=peak_matmul_gflops() if measure_peak else None, notes=notes,
-                   cores=getattr(fast, "CORES", None))
+                   cores=parallel.CORES)
+
+
+class _StepTimer:
+    """The profiler's observer: the time between each ``before`` and ``after`` of the model's step,
+    added to the step's row; matrix products counted against the row that is running."""
+
+    PHASES = {"forward": "forward", "backward": "backward", "loss": "forward", "optimizer": "forward"}
+
+    def __init__(self, rows):
+        self.rows, self.running, self.started = rows, [], []
+
+    def _row(self, step, phase):
+        if phase == "loss":
+            return self.rows["loss"]
+        if phase == "optimizer":
+            return self.rows["optimizer"]
+        return self.rows[step.name]
+
+    def before(self, step, phase):
+        if phase in self.PHASES:
+            self.running.append(self._row(step, phase))
+            self.started.append(time.perf_counter())
+
+    def after(self, step, phase, inputs, output):
+        if phase in self.PHASES:
+            row, elapsed = self.running.pop(), time.perf_counter() - self.started.pop()
+            attr = self.PHASES[phase]
+            setattr(row, attr, getattr(row, attr) + elapsed)
+
+    def record_matmul(self, elapsed, flops):
+        if self.running:
+            self.running[-1].matmul += elapsed
+            self.running[-1].flops += flops
 
 
 def _kind(step) -> str:

@@ -5,8 +5,8 @@ slicing — no stride tricks, no reshapes — so each line maps onto the maths:
 
     y[n, i, j, f] = b[f] + Σ_{p, q, c} x_pad[n, i·sh + p, j·sw + q, c] · W[p, q, c, f]
 
-The fast layers in :mod:`tinycnn.layers` must agree with these to rounding error (the tests
-check it to 1e-10 in float64). They are slow: never train with them.
+The vectorised :mod:`tinycnn.functional` (and through it the layers and the kernels) must agree
+with these to rounding error (the tests check it to 1e-10 in float64). They are slow: never train with them.
 
 Padding for ``"same"`` is TensorFlow's (extra row/column at the bottom/right), computed by
 :func:`tinycnn.im2col.padding_amounts`; max pooling pads with -inf so padding never wins.
@@ -17,10 +17,7 @@ from __future__ import annotations
 import numpy as np
 
 from .im2col import output_size, pad, padding_amounts, unpad
-
-
-def _pair(v) -> tuple[int, int]:
-    return (v, v) if np.isscalar(v) else (int(v[0]), int(v[1]))
+from .im2col import pair as _pair
 
 
 def conv2d_forward(x, kernel, bias, strides=1, padding="valid"):

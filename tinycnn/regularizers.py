@@ -48,3 +48,14 @@ def get(regularizer):
     if isinstance(regularizer, (int, float)) and not isinstance(regularizer, bool):
         return L2(regularizer)
     raise ValueError(f"unknown kernel_regularizer {regularizer!r}; expected None, a number or tinycnn.regularizers.L2")
+
+
+def penalties(layers):
+    """``(layer, penalty, gradient)`` for every layer with a ``kernel_regularizer``: the one place
+    that works out what weight penalties add to the loss (``l2 · Σ W²``) and to the kernel's
+    gradient (``2 · l2 · W``) — the model's step, its loss and the trace all ask here."""
+    for layer in layers:
+        regularizer = getattr(layer, "kernel_regularizer", None)
+        if regularizer is not None:
+            kernel = layer.params["kernel"]
+            yield layer, regularizer.penalty(kernel), regularizer.gradient(kernel)

@@ -14,7 +14,7 @@ import threading
 
 import numpy as np
 
-from .fast import all_finite
+from . import ops
 
 
 class NonFiniteError(FloatingPointError):
@@ -40,7 +40,7 @@ def first_nonfinite_gradient(layers):
     """``(layer, key)`` of the first layer *in backward order* with a non-finite gradient."""
     for layer in reversed(layers):
         for key, grad in layer.grads.items():
-            if not all_finite(grad):
+            if not ops.all_finite(grad):
                 return layer, key
     return None, None
 

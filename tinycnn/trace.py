@@ -20,36 +20,30 @@ Notation, used in every formula: ``X`` a layer's input, ``Y`` its output, ``Z`` 
 pre-activation of a layer with a built-in activation (``Y = act(Z)``), ``W``/``b`` its kernel
 and bias, and ``dA`` the gradient of the loss with respect to ``A`` (same shape as ``A``).
 
-Nothing here re-derives the math: the numbers are the ones the layers and the loss compute. The
-only extra step is that a layer's built-in activation is run *separately* in backward — first
-``dZ = layer.activation.backward(dY)``, then ``dX = layer.backward(dZ, preactivation=True)`` —
-which is exactly what ``layer.backward(dY)`` does inside, so the gradients are bit-for-bit the
-same, and a learner sees the activation's ``dZ = dY ⊙ [Z > 0]`` apart from the linear part. To
-see ``Z`` itself, the trace listens in on the activation's ``forward`` while the layer runs (a
-Conv2D normally applies its ReLU chunk by chunk inside its own loop, overwriting ``Z``; the trace
-switches that off for its forward pass — ``Conv2D.fuse_relu`` — which gives the same numbers).
-
-The trace always runs the layers one by one. A model normally runs each ``Conv2D(relu)`` →
-``MaxPool2D`` pair as one fused step (:mod:`tinycnn.layers.fused`), which never forms the arrays
-in between; its numbers are the same except that the convolution's ``dW`` and ``db`` add the same
-products in another order (float rounding). With ``model.fuse = False`` they are bit for bit.
+Nothing here re-derives the math: the trace runs the model's own training step —
+``model.loss_and_grads`` (or ``model.train_on_batch`` with ``update=True``) — in teaching mode
+(:func:`tinycnn.teaching`: every layer's own ``forward`` and ``backward``, one after the other, on
+:mod:`tinycnn.functional`), and watches it through :meth:`tinycnn.Sequential.observe`, copying
+every array on the way. A Conv2D/Dense with a built-in activation keeps its pre-activation ``Z``
+and ``dZ`` (``layer.preactivation``, ``layer.grad_preactivation``), so a learner sees the
+activation's ``dZ = dY ⊙ [Z > 0]`` apart from the linear part. The gradients it leaves in every
+``layer.grads`` are those ``loss_and_grads`` computes in teaching mode, bit for bit.
 """
 
 from __future__ import annotations
 
 import math
 import textwrap
-from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from typing import Iterator
 
 import numpy as np
 
+from . import ops
 from .gradcheck import repeatable
-from .layers import Layer, Sigmoid, Softmax
+from .layers import Sigmoid, Softmax
 from .layers.base import snake_case
 from .losses import SoftmaxCrossEntropy
-from .safety import NonFiniteError, first_nonfinite_gradient
 
 __all__ = ["trace_step", "Trace", "LayerTrace", "Event"]
 
@@ -248,24 +242,22 @@ class Trace:
 def trace_step(model, x, y, sample_weight=None, update=False) -> Trace:
     """Run one training step on a compiled :class:`tinycnn.Sequential` and record it all.
 
-    The forward pass (training mode), the loss, and the backward pass are exactly those of
-    ``model.loss_and_grads(x, y, sample_weight)`` with ``model.fuse = False``: afterwards every
-    ``layer.grads`` holds what ``loss_and_grads`` would have put there, bit for bit, and
-    ``trace.loss`` is its loss. (Fused, a Conv2D's ``dW`` and ``db`` differ by float rounding.)
+    The step is the model's own: ``model.loss_and_grads(x, y, sample_weight)`` in teaching mode
+    (the layers one by one, :mod:`tinycnn.functional`), so afterwards every ``layer.grads`` holds
+    what it computes, and ``trace.loss`` is its loss. (Outside teaching mode the kernels compute
+    the same numbers to float rounding.)
 
     ``update=False`` (default): the model's weights do not change, and neither do its moving
     statistics (BatchNormalization) or random generators (Dropout), so tracing is free of side
-    effects apart from ``layer.grads``. ``update=True``: the optimizer step is applied, exactly
-    as ``model.train_on_batch`` applies it, and each layer's ``updates`` records the change of
-    every parameter. As in ``train_on_batch``, a non-finite loss or gradient raises
-    :class:`tinycnn.NonFiniteError` and the step is not applied (the model is left as it was).
+    effects apart from ``layer.grads``. ``update=True``: the step is ``model.train_on_batch``, so
+    the optimizer step is applied exactly as there, and each layer's ``updates`` records the change
+    of every parameter; a non-finite loss or gradient raises :class:`tinycnn.NonFiniteError` and
+    the step is not applied (the model is left as it was).
 
     Errors come from the model's own checks: an uncompiled model, an input of the wrong shape or
     dtype, labels that do not fit the output, ``y`` with a different number of samples than ``x``.
     """
-    from .model import Sequential
-
-    if not isinstance(model, Sequential):
+    if not all(hasattr(model, name) for name in ("observe", "loss_and_grads", "layers")):
         raise TypeError(f"trace_step: expected a tinycnn.Sequential, got {type(model).__name__}")
     if not isinstance(update, bool):
         raise TypeError(f"trace_step: update must be True or False, got {update!r}")
@@ -274,146 +266,77 @@ def trace_step(model, x, y, sample_weight=None, update=False) -> Trace:
     y = np.asarray(y)
     if y.ndim == 0 or y.shape[0] != x.shape[0]:
         raise ValueError(f"{model.name}: x has {x.shape[0]} samples but y has shape {y.shape}")
+    recorder = _Recorder(model)
     restore = repeatable(model.layers)      # puts moving statistics and dropout generators back
     try:
-        records = _forward(model, x)                                # 1. forward, every array copied
-        logits = model._logits() if model._fused() else records[-1].output
-        data_loss = model.loss.forward(logits, y, sample_weight)    # 2. the loss ...
-        grad_logits = model.loss.backward()                         # ... and dL/dlogits
-        _backward(model, records, grad_logits)                      # 3. backward, every gradient copied
-        loss, penalty = _add_weight_penalties(model, records, data_loss)   # 4. l2·ΣW², 2·l2·W
-        trace = Trace(model=model.name, loss_name=type(model.loss).__name__, fused=model._fused(), x=x.copy(),
-                      labels=np.array(model.loss.check_labels(y, logits.shape)),
-                      sample_weight=None if sample_weight is None else np.array(sample_weight),
-                      layers=records, logits=logits.copy(), probabilities=model.loss.probabilities(logits),
-                      grad_logits=grad_logits.copy(), data_loss=data_loss, penalty=penalty, loss=loss,
-                      accuracy=model.loss.accuracy(logits, y), updated=update,
-                      optimizer=_describe(model.optimizer), update_formula=_update_formula(model.optimizer))
-        if update:                                                  # 5. the optimizer step
-            _check_finite(model, loss)
+        with ops.teaching(), model.observe(recorder):
+            if update:
+                model.train_on_batch(x, y, sample_weight)
+            else:
+                model.loss_and_grads(x, y, sample_weight)
     except BaseException:
         restore()                           # a step that is not applied leaves no trace in the model
         raise
     if not update:
         restore()
-        return trace
-    model.optimizer.apply(model.params, model.grads)
+    records, (data_loss, grad_logits), logits = recorder.records, recorder.loss, recorder.logits
+    if model._fused() and isinstance(model.layers[-1], (Softmax, Sigmoid)):   # its backward is skipped:
+        records[-1].fused, records[-1].grad_input = True, grad_logits.copy()  # the loss gave dL/dlogits
+    penalty = float(sum(recorder.penalties))
     for layer, record in zip(model.layers, records):
-        record.updates = {k: layer.params[k] - record.params[k] for k in layer.params}
-    return trace
+        record.grads = {k: g.copy() for k, g in layer.grads.items()}
+        if update:
+            record.updates = {k: layer.params[k] - record.params[k] for k in layer.params}
+    return Trace(model=model.name, loss_name=type(model.loss).__name__, fused=model._fused(), x=x.copy(),
+                 labels=np.array(model.loss.check_labels(y, logits.shape)),
+                 sample_weight=None if sample_weight is None else np.array(sample_weight),
+                 layers=records, logits=logits, probabilities=model.loss.probabilities(logits),
+                 grad_logits=grad_logits, data_loss=data_loss, penalty=penalty, loss=data_loss + penalty,
+                 accuracy=model.loss.accuracy(logits, y), updated=update,
+                 optimizer=_describe(model.optimizer), update_formula=_update_formula(model.optimizer))
 
 
-def _forward(model, x) -> list[LayerTrace]:
-    """The forward pass in training mode, layer by layer (what ``model.forward`` does), recording
-    each layer's input, output and parameters, and the pre-activation of a built-in activation."""
-    records = []
-    out = x
-    for index, layer in enumerate(model.layers):
-        activation = _builtin_activation(layer)
-        heard: dict[str, np.ndarray] = {}
-        with _listening(activation, heard) if activation is not None else nullcontext(), _unfused(layer):
-            new = layer.forward(out, training=True)
-        if activation is not None and "Z" not in heard:
-            raise RuntimeError(f"trace_step: {layer.label} did not call its activation object's forward, so "
-                               "its pre-activation cannot be recorded (has the layer contract changed?)")
-        records.append(LayerTrace(index, layer.name, type(layer).__name__,
-                                  activation=getattr(layer, "activation_name", None),
-                                  config=layer.get_config(), input=out.copy(), output=new.copy(),
-                                  preactivation=heard.get("Z"),
-                                  params={k: v.copy() for k, v in layer.params.items()}))
-        out = new
-    return records
+class _Recorder:
+    """The observer of the traced step: a copy of every array the model's step hands it."""
+
+    def __init__(self, model):
+        self.model = model
+        self.index = {id(layer): i for i, layer in enumerate(model.layers)}
+        self.records: list[LayerTrace] = []
+        self.penalties: list[float] = []
+        self.loss = self.logits = None
+
+    def before(self, step, phase):
+        pass
+
+    def after(self, step, phase, inputs, output):
+        if phase == "forward":
+            self.records.append(LayerTrace(
+                self.index[id(step)], step.name, type(step).__name__,
+                activation=getattr(step, "activation_name", None), config=step.get_config(),
+                input=inputs.copy(), output=output.copy(), preactivation=_copy(step.preactivation),
+                params={k: v.copy() for k, v in step.params.items()}))
+        elif phase == "loss":
+            self.logits = inputs.copy()
+            self.loss = (output[0], output[1].copy())
+        elif phase == "backward":
+            record = self.records[self.index[id(step)]]
+            last = record.index == len(self.records) - 1
+            if last and self.model._fused():                # entered below the final activation
+                record.fused = True
+            else:
+                record.grad_output = inputs.copy()
+            record.grad_preactivation = _copy(step.grad_preactivation)
+            record.grad_input = _copy(output)
+            record.backward_grads = {k: g.copy() for k, g in step.grads.items()}
+        elif phase == "penalty":
+            penalty, grad = output
+            self.penalties.append(penalty)
+            self.records[self.index[id(step)]].penalty_grads = {"kernel": grad.copy()}
 
 
-def _backward(model, records: list[LayerTrace], grad: np.ndarray) -> None:
-    """The backward pass of ``loss_and_grads``, from dL/dlogits down, recording every gradient."""
-    pairs = list(zip(model.layers, records))
-    if model._fused():                                              # enter below the final activation
-        (last, record), pairs = pairs[-1], pairs[:-1]
-        record.fused = True
-        if not isinstance(last, (Softmax, Sigmoid)):                # Dense/Conv2D(activation="softmax")
-            record.grad_preactivation = grad.copy()
-            grad = last.backward(grad, preactivation=True)
-            _record_backward(record, last, grad)
-        else:                                                       # a separate Softmax layer: skipped
-            record.grad_input = grad.copy()
-    for layer, record in reversed(pairs):
-        record.grad_output = grad.copy()
-        if record.preactivation is not None:                        # what layer.backward(dY) does inside,
-            grad = layer.activation.backward(grad)                  # in two visible steps
-            record.grad_preactivation = grad.copy()
-            grad = layer.backward(grad, preactivation=True)
-        else:
-            grad = layer.backward(grad)
-        _record_backward(record, layer, grad)
-
-
-def _add_weight_penalties(model, records: list[LayerTrace], data_loss: float) -> tuple[float, float]:
-    """As ``loss_and_grads``: each ``kernel_regularizer`` adds ``l2·ΣW²`` to the loss and ``2·l2·W``
-    to the kernel's gradient. Returns ``(loss, total penalty)``."""
-    loss, penalty = data_loss, 0.0
-    for layer, record in zip(model.layers, records):
-        regularizer = getattr(layer, "kernel_regularizer", None)
-        if regularizer is not None:
-            term = regularizer.penalty(layer.params["kernel"])
-            loss += term
-            penalty += term
-            extra = regularizer.gradient(layer.params["kernel"])
-            layer.grads["kernel"] += extra
-            record.penalty_grads = {"kernel": extra.copy()}
-            record.grads = {k: g.copy() for k, g in layer.grads.items()}
-    return loss, penalty
-
-
-def _check_finite(model, loss: float) -> None:
-    """``train_on_batch``'s rule: no step with a non-finite loss or gradient."""
-    layer, key = first_nonfinite_gradient(model.layers)
-    if not math.isfinite(loss) or layer is not None:
-        what = f"the loss ({loss})" if not math.isfinite(loss) else f"the gradient of '{layer.name}/{key}'"
-        raise NonFiniteError(f"{model.name}: {what} is not finite; the step was not applied "
-                             "(trace with update=False to inspect the arrays)")
-
-
-def _builtin_activation(layer) -> Layer | None:
-    """The activation object a Conv2D/Dense owns (``activation="relu"``), or None."""
-    activation = getattr(layer, "activation", None)
-    return activation if isinstance(activation, Layer) else None
-
-
-@contextmanager
-def _listening(activation: Layer, heard: dict):
-    """While active, ``activation.forward(z)`` also stores a copy of ``z`` in ``heard["Z"]``."""
-    original = activation.forward
-
-    def forward(z, *args, **kwargs):
-        heard["Z"] = z.copy()
-        return original(z, *args, **kwargs)
-
-    activation.forward = forward            # an instance attribute hides the class's method...
-    try:
-        yield
-    finally:
-        del activation.forward              # ...until it is deleted
-
-
-@contextmanager
-def _unfused(layer):
-    """While active, a layer that fuses its ReLU into its own loop (Conv2D, for speed) calls the
-    activation object instead, so that the pre-activation ``z`` exists and can be recorded."""
-    if not getattr(layer, "fuse_relu", False):
-        yield
-        return
-    layer.fuse_relu = False
-    try:
-        yield
-    finally:
-        del layer.fuse_relu                 # back to the class's setting
-
-
-def _record_backward(record: LayerTrace, layer, grad_input) -> None:
-    record.grad_input = grad_input.copy()
-    record.grads = {k: g.copy() for k, g in layer.grads.items()}
-    record.backward_grads = record.grads
+def _copy(a):
+    return None if a is None else a.copy()
 
 
 def _describe(optimizer) -> str:

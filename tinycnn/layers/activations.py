@@ -3,49 +3,56 @@
 They have no weights. Conv2D and Dense accept ``activation="relu"`` (or ``"softmax"``,
 ``"sigmoid"``) as sugar: the layer then owns one of these objects and calls its ``forward`` after
 the linear part and its ``backward`` before — exactly the same numbers as a separate layer.
+The math is in :mod:`tinycnn.functional` (``relu_forward`` / ``relu_backward`` and friends).
 """
 
 from __future__ import annotations
 
-import numpy as np
-
-from ..fast import relu, relu_backward
+from .. import ops
+from ..functional import sigmoid, softmax  # noqa: F401  (re-exported: tinycnn.layers.activations.softmax)
 from .base import Layer
 
 
-class ReLU(Layer):
-    """``y = max(x, 0)``;  ``dx = dy · [x > 0]``.
+class _Elementwise(Layer):
+    """An activation computed by a pair of ops: ``y, cache = forward_op(x)``, ``dx = backward_op(dy, cache)``."""
 
-    The derivative at exactly 0 is taken as 0 (as TensorFlow does). The layer keeps its *output*
-    for backward: ``y > 0`` exactly where ``x > 0``, so no separate mask is stored.
-    """
+    op = ""    # "relu" -> ops.relu_forward / ops.relu_backward
 
-    def forward(self, x, training=True, inplace=False):
-        """``inplace=True`` overwrites ``x`` with the result (Conv2D and Dense use it on their own
-        freshly computed ``z``, saving an array and a pass)."""
+    def forward(self, x, training=True):
         x = self.check_input(x)
-        y = relu(x, out=x if inplace else None)      # np.maximum(x, 0), on all cores
-        self._cache = y
-        return y
-
-    def applied(self, y):
-        """Record ``y`` as this ReLU's output when the owning layer computed ``max(z, 0)`` itself
-        (Conv2D does, chunk by chunk, while the numbers are in cache); returns ``y``."""
-        self._cache = self.check_input(y)
+        y, self._cache = ops.implementation(f"{self.op}_forward")(x, *self.op_arguments())
         return y
 
     def backward(self, dy):
-        y = self.cached()
-        self.check_grad(dy, y.shape)
-        return relu_backward(dy, y)                   # dy · [y > 0]
+        cache = self.cached()
+        return ops.implementation(f"{self.op}_backward")(self.check_grad(dy), cache)
+
+    def op_arguments(self) -> tuple:
+        return ()
 
 
-class LeakyReLU(Layer):
+class ReLU(Layer):
+    """``y = max(x, 0)``;  ``dx = dy · [x > 0]``. The derivative at exactly 0 is taken as 0 (as
+    TensorFlow does)."""
+
+    def forward(self, x, training=True):
+        x = self.check_input(x)
+        y, self._cache = ops.relu_forward(x)
+        return y
+
+    def backward(self, dy):
+        cache = self.cached()
+        return ops.relu_backward(self.check_grad(dy), cache)
+
+
+class LeakyReLU(_Elementwise):
     """``y = x`` for ``x > 0``, ``negative_slope · x`` otherwise;  ``dx = dy · (1 or negative_slope)``.
 
     Keras's ``LeakyReLU`` layer defaults to ``negative_slope=0.3``; the ``"leaky_relu"``
     activation string uses 0.2 (as Keras's ``activations.leaky_relu``).
     """
+
+    op = "leaky_relu"
 
     def __init__(self, negative_slope=0.3, name=None):
         super().__init__(name)
@@ -53,37 +60,31 @@ class LeakyReLU(Layer):
             raise ValueError(f"{self.label}: negative_slope must be a number >= 0, got {negative_slope!r}")
         self.negative_slope = float(negative_slope)
 
-    def forward(self, x, training=True, inplace=False):
-        x = self.check_input(x)
-        slope = np.where(x > 0, 1, self.negative_slope).astype(x.dtype)
-        self._cache = slope
-        return x * slope
-
-    def backward(self, dy):
-        slope = self.cached()
-        self.check_grad(dy, slope.shape)
-        return dy * slope
+    def op_arguments(self):
+        return (self.negative_slope,)
 
     def get_config(self):
         return {"negative_slope": self.negative_slope, "name": self.name}
 
 
-class Tanh(Layer):
+class Tanh(_Elementwise):
     """``y = tanh(x)``;  ``dx = dy · (1 − y²)``."""
 
-    def forward(self, x, training=True, inplace=False):
-        x = self.check_input(x)
-        y = np.tanh(x)
-        self._cache = y
-        return y
-
-    def backward(self, dy):
-        y = self.cached()
-        self.check_grad(dy, y.shape)
-        return dy * (1 - y * y)
+    op = "tanh"
 
 
-class Softmax(Layer):
+class _Probabilities(_Elementwise):
+    """Softmax and Sigmoid: the model may fuse them with the cross-entropy loss, which then works on
+    their input — the logits of the last forward call."""
+
+    logits = None
+
+    def forward(self, x, training=True):
+        self.logits = x
+        return super().forward(x, training)
+
+
+class Softmax(_Probabilities):
     """``y_i = exp(x_i) / Σ_j exp(x_j)`` over the last axis.
 
     Backward is the Jacobian-vector product ``dx = y ⊙ (dy − Σ_j dy_j y_j)``.
@@ -92,52 +93,13 @@ class Softmax(Layer):
     loss, whose combined gradient ``(y − onehot)/N`` is both simpler and numerically stable.
     """
 
-    def forward(self, x, training=True, inplace=False):
-        x = self.check_input(x)
-        y = softmax(x)
-        self._cache = (x, y)
-        return y
-
-    def backward(self, dy):
-        _, y = self.cached()
-        self.check_grad(dy, y.shape)
-        return y * (dy - np.sum(dy * y, axis=-1, keepdims=True))
-
-    @property
-    def logits(self) -> np.ndarray:
-        """The input of the last forward call (used when the loss is fused with the softmax)."""
-        return self.cached()[0]
+    op = "softmax"
 
 
-class Sigmoid(Layer):
+class Sigmoid(_Probabilities):
     """``y = 1 / (1 + exp(−x))``;  ``dx = dy · y · (1 − y)``."""
 
-    def forward(self, x, training=True, inplace=False):
-        x = self.check_input(x)
-        y = sigmoid(x)
-        self._cache = (x, y)
-        return y
-
-    def backward(self, dy):
-        _, y = self.cached()
-        self.check_grad(dy, y.shape)
-        return dy * y * (1 - y)
-
-    @property
-    def logits(self) -> np.ndarray:
-        return self.cached()[0]
-
-
-def softmax(z: np.ndarray) -> np.ndarray:
-    """Softmax over the last axis, shifted by the row maximum so that ``exp`` cannot overflow."""
-    e = np.exp(z - z.max(axis=-1, keepdims=True))
-    return e / e.sum(axis=-1, keepdims=True)
-
-
-def sigmoid(z: np.ndarray) -> np.ndarray:
-    """Logistic function, written so that neither branch overflows."""
-    e = np.exp(-np.abs(z))
-    return np.where(z >= 0, 1 / (1 + e), e / (1 + e))
+    op = "sigmoid"
 
 
 ACTIVATIONS = {"relu": ReLU, "softmax": Softmax, "sigmoid": Sigmoid, "tanh": Tanh,

@@ -11,6 +11,10 @@
 ``dy`` is the gradient of the loss with respect to this layer's output; ``backward`` returns the
 gradient with respect to its input, which the model hands to the layer before it.
 
+The math is not here: a layer checks its input, holds its weights and calls the pure functions of
+:mod:`tinycnn.functional` through :mod:`tinycnn.ops` (``ops.conv2d_forward(x, W, b, ...)``), which
+runs them as written in teaching mode and as fast kernels otherwise.
+
 **Gradients are overwritten, never accumulated.** Each ``backward`` call replaces
 ``layer.grads``; calling it twice with the same ``dy`` gives the same gradients, not twice them.
 (micrograd and PyTorch accumulate into ``.grad`` until you zero it — a classic source of confusion
@@ -26,8 +30,6 @@ from __future__ import annotations
 import re
 
 import numpy as np
-
-from ..fast import Scratch
 
 
 def snake_case(name: str) -> str:
@@ -77,9 +79,6 @@ class Layer:
     weights, ``create_params``; ``get_config`` returns the constructor arguments.
     """
 
-    #: True for layers whose ``backward`` takes ``input_grad=False`` (skip dL/dx; Conv2D, Dense).
-    can_skip_input_grad = False
-
     def __init__(self, name: str | None = None):
         self.name = name or snake_case(type(self).__name__)
         self.params: dict[str, np.ndarray] = {}
@@ -88,8 +87,12 @@ class Layer:
         self.input_shape: tuple[int, ...] | None = None
         self.output_shape: tuple[int, ...] | None = None
         self.dtype: np.dtype | None = None
+        self.batch_size: int | None = None     # of the last forward's input
         self._cache = None
-        self.scratch = Scratch()      # buffers reused across batches (tinycnn.fast), never returned
+        #: for a layer with a built-in activation (Conv2D, Dense): the last forward's pre-activation
+        #: Z (``Y = act(Z)``) and the last backward's dL/dZ — kept for inspection (the trace tool)
+        self.preactivation: np.ndarray | None = None
+        self.grad_preactivation: np.ndarray | None = None
 
     # -- building -------------------------------------------------------------------------
     @property
@@ -151,10 +154,14 @@ class Layer:
                 f"{self.label}: input dtype {x.dtype} does not match the layer's weights ({self.dtype});"
                 " cast the input (or the model, with model.astype) first"
             )
+        self.batch_size = x.shape[0]
         return x
 
-    def check_grad(self, dy, expected_shape) -> np.ndarray:
-        """Check that ``dy`` is a gradient of this layer's last output."""
+    def check_grad(self, dy, expected_shape=None) -> np.ndarray:
+        """Check that ``dy`` is a gradient of this layer's last output (by default of shape
+        ``(batch of the last forward, *output_shape)``)."""
+        if expected_shape is None:
+            expected_shape = (self.batch_size, *self.output_shape)
         if not isinstance(dy, np.ndarray) or dy.shape != tuple(expected_shape):
             got = dy.shape if isinstance(dy, np.ndarray) else type(dy).__name__
             raise ValueError(f"{self.label}: backward expected dy of shape {tuple(expected_shape)}, got {got}")
@@ -162,20 +169,28 @@ class Layer:
 
     def cached(self):
         """What the last ``forward`` stored for ``backward`` (an error if there was none)."""
-        if self._cache is None or isinstance(self._cache, RanFused):
-            from ..safety import CallOrderError
-            if isinstance(self._cache, RanFused):
-                raise CallOrderError(
-                    f"{self.label}: its last forward pass ran inside the fused step '{self._cache.step}', which "
-                    "keeps what backward needs itself; call the model's backward, or set model.fuse = False "
-                    "to run the layers one by one")
+        from ..safety import CallOrderError
+        if self._cache is None:
             raise CallOrderError(f"{self.label}: backward called before forward")
+        if hasattr(self._cache, "fused_step"):
+            raise CallOrderError(
+                f"{self.label}: its last forward pass ran inside the fused step '{self._cache.fused_step}', "
+                "which keeps what backward needs itself; call the model's backward, or run in "
+                "tinycnn.teaching() (or set model.fuse = False) to run the layers one by one")
         return self._cache
 
+    # -- a built-in activation (Conv2D and Dense: activation="relu", "softmax", ...) ------------
+    def activate(self, z, training):
+        """``Y = act(Z)`` with the layer's own activation object (or ``Z`` without one)."""
+        if self.activation is None:
+            return z
+        self.preactivation = z
+        return self.activation.forward(z, training)
 
-class RanFused:
-    """What a layer's cache holds after the model ran it inside a fused step
-    (:mod:`tinycnn.layers.fused`): nothing its own ``backward`` could use."""
-
-    def __init__(self, step: str):
-        self.step = step
+    def deactivate(self, dy, preactivation):
+        """dL/dZ from dL/dY through the activation's backward (``preactivation=True``: ``dy`` is
+        dL/dZ already — the model enters there below a final softmax fused with the loss)."""
+        if self.activation is None:
+            return dy
+        self.grad_preactivation = dy if preactivation else self.activation.backward(dy)
+        return self.grad_preactivation

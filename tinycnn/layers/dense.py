@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .. import initializers, regularizers
-from ..fast import matmul
+from .. import initializers, ops, regularizers
 from .activations import make_activation
 from .base import Layer
 
@@ -28,8 +27,6 @@ class Dense(Layer):
     kernel_regularizer : None, a number ``l2`` or ``tinycnn.regularizers.L2(l2)``: adds
         ``l2 · Σ kernel²`` to the loss (the model adds it and its gradient).
     """
-
-    can_skip_input_grad = True
 
     def __init__(self, units, activation=None, use_bias=True, kernel_initializer="glorot_uniform",
                  bias_initializer="zeros", kernel_regularizer=None, name=None):
@@ -61,28 +58,20 @@ class Dense(Layer):
         return params
 
     def forward(self, x, training=True):
+        """``Z = x · W + b`` (:func:`tinycnn.functional.dense_forward`), then the activation."""
         x = self.check_input(x)
-        z = matmul(x, self.params["kernel"])           # x · W  (np.matmul; see tinycnn.fast.matmul)
-        if self.use_bias:
-            z += self.params["bias"]
-        self._cache = x
-        if self.activation is None:
-            return z
-        return self.activation.forward(z, training, inplace=True)  # z is ours: activate in place
+        z, self._cache = ops.dense_forward(x, self.params["kernel"], self.params.get("bias"))
+        return self.activate(z, training)
 
-    def backward(self, dy, preactivation=False, input_grad=True):
-        """``dy`` is dL/d(output); with ``preactivation=True`` it is already dL/dz (the model
-        passes that when it fuses a final softmax/sigmoid with the cross-entropy loss).
-        ``input_grad=False`` skips ``dx`` and returns None (for a model's first layer)."""
-        x = self.cached()
-        self.check_grad(dy, (x.shape[0], self.units))
-        dz = dy if self.activation is None or preactivation else self.activation.backward(dy)
-        self.grads["kernel"] = matmul(x.T, dz)
+    def backward(self, dy, preactivation=False):
+        """``dy`` is dL/d(output); with ``preactivation=True`` it is already dL/dZ (the model
+        passes that when it fuses a final softmax/sigmoid with the cross-entropy loss)."""
+        cache = self.cached()
+        dz = self.deactivate(self.check_grad(dy), preactivation)
+        dx, self.grads["kernel"], db = ops.dense_backward(dz, cache)
         if self.use_bias:
-            self.grads["bias"] = dz.sum(axis=0)
-        if not input_grad:
-            return None
-        return matmul(dz, self.params["kernel"].T)
+            self.grads["bias"] = db
+        return dx
 
     def get_config(self):
         return {"units": self.units, "activation": self.activation_name, "use_bias": self.use_bias,

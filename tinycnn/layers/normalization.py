@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .. import ops
 from .base import Layer
 
 
@@ -56,38 +57,36 @@ class BatchNormalization(Layer):
 
     def forward(self, x, training=True):
         x = self.check_input(x)
+        gamma, beta = self._gamma_beta(x.dtype)
+        if not training:
+            y, cache = ops.batchnorm_inference_forward(x, gamma, beta, self.state["moving_mean"],
+                                                       self.state["moving_variance"], self.epsilon)
+            self._cache = (cache, False)
+            return y
+        y, cache = ops.batchnorm_forward(x, gamma, beta, self.epsilon)
         axes = tuple(range(x.ndim - 1))                      # every axis but the channels
-        if training:
-            mean = x.mean(axis=axes)
-            var = x.var(axis=axes)
-            m = self.momentum
-            self.state["moving_mean"] *= m
-            self.state["moving_mean"] += (1 - m) * mean
-            self.state["moving_variance"] *= m
-            self.state["moving_variance"] += (1 - m) * var
-        else:
-            mean, var = self.state["moving_mean"], self.state["moving_variance"]
-        inv_std = 1 / np.sqrt(var + x.dtype.type(self.epsilon))
-        x_hat = (x - mean) * inv_std
-        self._cache = (x_hat, inv_std, training)
-        y = x_hat * self.params["gamma"] if self.scale else x_hat.copy()
-        if self.center:
-            y += self.params["beta"]
+        for key, batch_value in (("moving_mean", x.mean(axis=axes)), ("moving_variance", x.var(axis=axes))):
+            self.state[key] *= self.momentum
+            self.state[key] += (1 - self.momentum) * batch_value
+        self._cache = (cache, True)
         return y
 
     def backward(self, dy):
-        x_hat, inv_std, training = self.cached()
-        self.check_grad(dy, x_hat.shape)
-        axes = tuple(range(dy.ndim - 1))
+        cache, training = self.cached()
+        backward = ops.batchnorm_backward if training else ops.batchnorm_inference_backward
+        dx, dgamma, dbeta = backward(self.check_grad(dy), cache)
         if self.scale:
-            self.grads["gamma"] = np.sum(dy * x_hat, axis=axes)
+            self.grads["gamma"] = dgamma
         if self.center:
-            self.grads["beta"] = np.sum(dy, axis=axes)
-        dx_hat = dy * self.params["gamma"] if self.scale else dy
-        if not training:                                     # a fixed affine map
-            return dx_hat * inv_std
-        m = dy.size // dy.shape[-1]
-        return (inv_std / m) * (m * dx_hat - dx_hat.sum(axis=axes) - x_hat * np.sum(dx_hat * x_hat, axis=axes))
+            self.grads["beta"] = dbeta
+        return dx
+
+    def _gamma_beta(self, dtype):
+        """γ and β, or 1 and 0 for the ones switched off (``scale=False``, ``center=False``)."""
+        channels = self.input_shape[-1]
+        gamma = self.params["gamma"] if self.scale else np.ones(channels, dtype)
+        beta = self.params["beta"] if self.center else np.zeros(channels, dtype)
+        return gamma, beta
 
     def get_config(self):
         return {"momentum": self.momentum, "epsilon": self.epsilon, "center": self.center,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .. import ops
 from .base import Layer
 
 
@@ -35,21 +36,15 @@ class Dropout(Layer):
     def forward(self, x, training=True):
         x = self.check_input(x)
         if not training or self.rate == 0.0:
-            self._cache = None
-            self._identity = True
+            self._cache = "identity"
             return x
-        keep = x.dtype.type(1 - self.rate)
-        scaled_mask = (self.rng.random(x.shape, dtype=np.float32) < keep).astype(x.dtype) / keep
-        self._cache = scaled_mask
-        self._identity = False
-        return x * scaled_mask
+        y, self._cache = ops.dropout_forward(x, self.rate, self.rng)
+        return y
 
     def backward(self, dy):
-        if getattr(self, "_identity", False):
-            return dy
-        scaled_mask = self.cached()
-        self.check_grad(dy, scaled_mask.shape)
-        return dy * scaled_mask
+        cache = self.cached()
+        dy = self.check_grad(dy)
+        return dy if isinstance(cache, str) else ops.dropout_backward(dy, cache)
 
     def get_config(self):
         return {"rate": self.rate, "seed": self.seed, "name": self.name}

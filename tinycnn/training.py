@@ -1,0 +1,126 @@
+"""Training policy, beside the training loop: which samples an epoch visits, how classes are
+weighted, and checkpoints that let a run resume exactly where it stopped.
+
+:meth:`tinycnn.Sequential.fit` runs the loop (epochs, batches, the step); it asks this module
+*what* to train on and *what* to save.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+
+import numpy as np
+
+from .io import load_training_state, save_model
+from .losses import balanced_class_weights
+
+SAMPLERS = (None, "balanced", "oversample")
+
+
+def class_weight_array(class_weight, y, n_classes: int, who: str):
+    """Per-class loss weights as an array indexed by class id (None: unweighted).
+
+    ``class_weight``: ``{class: weight}`` or ``"balanced"`` (``N / (classes · count_c)``)."""
+    if class_weight is None:
+        return None
+    if y.ndim != 1:
+        raise ValueError(f"{who}: class_weight needs single-label (integer) targets")
+    if isinstance(class_weight, str):
+        if class_weight != "balanced":
+            raise ValueError(f"{who}: unknown class_weight {class_weight!r}; expected 'balanced' or a dict")
+        return balanced_class_weights(y, n_classes)
+    if not isinstance(class_weight, dict):
+        raise TypeError(f"{who}: class_weight must be a dict {{class: weight}} or 'balanced'")
+    weights = np.ones(n_classes)
+    for cls, w in class_weight.items():
+        if not (isinstance(cls, (int, np.integer)) and 0 <= cls < n_classes):
+            raise ValueError(f"{who}: class_weight has class {cls!r}, expected ids in [0, {n_classes})")
+        if not (isinstance(w, (int, float, np.number)) and math.isfinite(w) and w >= 0):
+            raise ValueError(f"{who}: class_weight[{cls}] must be a finite number >= 0, got {w!r}")
+        weights[cls] = w
+    return weights
+
+
+def check_sampler(sampler, y, who: str) -> None:
+    if sampler not in SAMPLERS:
+        raise ValueError(f"{who}: unknown sampler {sampler!r}; expected None, 'balanced' or 'oversample'")
+    if sampler is not None and y.ndim != 1:
+        raise ValueError(f"{who}: sampler={sampler!r} needs single-label (integer) targets")
+
+
+def epoch_order(y, rng: np.random.Generator, shuffle: bool, sampler) -> np.ndarray:
+    """The sample indices of one epoch, in training order.
+
+    * ``sampler=None``: every sample once, shuffled (or in order with ``shuffle=False``);
+    * ``"balanced"``: ``N`` draws with replacement, every class equally likely;
+    * ``"oversample"``: every sample, plus each smaller class drawn with replacement up to the size
+      of the largest (the epoch is then longer).
+    """
+    n = len(y)
+    if sampler == "balanced":
+        p = 1.0 / np.bincount(y)[y]
+        return rng.choice(n, size=n, replace=True, p=p / p.sum())
+    if sampler == "oversample":
+        counts = np.bincount(y)
+        largest = counts.max()
+        parts = [np.flatnonzero(y == c) if counts[c] == largest else
+                 rng.choice(np.flatnonzero(y == c), largest, replace=True)
+                 for c in range(len(counts)) if counts[c]]
+        return rng.permutation(np.concatenate(parts))
+    return rng.permutation(n) if shuffle else np.arange(n)
+
+
+class Checkpoints:
+    """``fit(checkpoint=..., checkpoint_best=..., monitor=...)``: write the whole training state
+    (weights, optimizer state, random generators, history, epoch, the callbacks' state) atomically
+    after every epoch, and whenever ``monitor`` improves (lower is better for losses)."""
+
+    def __init__(self, model, every=None, best=None, monitor="val_loss"):
+        self.model, self.every, self.best_path, self.monitor = model, every, best, monitor
+        self.best = None
+
+    def resume(self, path) -> dict:
+        """Load checkpoint ``path`` into the model; returns its training state (``epoch``,
+        ``history``, ``callbacks``: hand those to :meth:`restore_callbacks`)."""
+        state = load_training_state(self.model, path)
+        self.best = state.get("best")
+        return state
+
+    def epoch_done(self, epoch, history, logs, callbacks) -> None:
+        if self.best_path is not None:
+            if self.monitor not in logs:
+                raise ValueError(f"{self.model.name}: checkpoint_best monitors {self.monitor!r}, which is not among "
+                                 f"the epoch's logs {sorted(logs)}; pass validation_data or another monitor")
+            value = logs[self.monitor]
+            lower_is_better = "loss" in self.monitor
+            if self.best is None or (value < self.best if lower_is_better else value > self.best):
+                self.best = value
+                self._write(self.best_path, epoch, history, callbacks)
+        if self.every is not None:
+            self._write(self.every, epoch, history, callbacks)
+
+    def _write(self, path, epoch, history, callbacks):
+        model = self.model
+        states = [callback.get_state() for callback in callbacks]     # (JSON-able dict, arrays) each
+        save_model(model, path, include_optimizer=True,
+                   training_state={"epoch": epoch, "history": history, "best": self.best,
+                                   "rng": model.rng.bit_generator.state,
+                                   "layer_rngs": {layer.name: layer.rng.bit_generator.state
+                                                  for layer in model.layers if hasattr(layer, "rng")},
+                                   "callbacks": [{"class": type(callback).__name__, "state": state,
+                                                  "arrays": len(arrays)}
+                                                 for callback, (state, arrays) in zip(callbacks, states)]},
+                   callback_arrays=[arrays for _, arrays in states])
+
+    def restore_callbacks(self, callbacks, saved, path):
+        """Hand each callback the state saved for the callback at its position (same class); warn
+        when the callbacks differ from the checkpoint's, whose states then stay behind."""
+        mine, theirs = [type(c).__name__ for c in callbacks], [entry["class"] for entry in saved]
+        if mine != theirs:
+            warnings.warn(f"{self.model.name}: resuming from {path}, which was written with callbacks {theirs}, "
+                          f"with callbacks {mine}: only a callback at the same position and of the same class "
+                          "gets its saved state (early stopping's counters, for one) back", stacklevel=4)
+        for callback, entry in zip(callbacks, saved):
+            if type(callback).__name__ == entry["class"]:
+                callback.set_state(entry["state"], entry["arrays"])
