@@ -3,7 +3,8 @@
 The Keras test runs the script's core function on a small slice of the real PneumoniaMNIST for
 one model and one batch size (about 20–40 s, most of it importing TensorFlow in the memory
 child), and checks the outputs' structure and that both frameworks, given identical weights and
-batches, produce the same per-batch losses.
+batches, produce the same per-batch losses. The tests after it run each maintainers' tool in
+benchmarks/maintainers/ for one short round.
 """
 
 import importlib.util
@@ -19,6 +20,15 @@ from .conftest import missing
 
 REPO = Path(__file__).resolve().parent.parent
 SCRIPT = REPO / "benchmarks" / "vs_keras.py"
+MAINTAINERS = REPO / "benchmarks" / "maintainers"      # the A/B and micro-timing tools
+
+
+def _load(name):
+    """benchmarks/maintainers/<name>.py, imported by path as the test of it does."""
+    spec = importlib.util.spec_from_file_location(name, MAINTAINERS / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 @pytest.fixture(scope="module")
@@ -116,10 +126,8 @@ def test_quick_run_on_real_pneumoniamnist(bench, medmnist_dir, tmp_path):
 
 
 def test_fusion_ab_script_times_both_settings_on_real_data(medmnist_dir, capsys):
-    """benchmarks/fusion_ab.py: one model, one batch size, one short round of each setting."""
-    spec = importlib.util.spec_from_file_location("fusion_ab", REPO / "benchmarks" / "fusion_ab.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    """benchmarks/maintainers/fusion_ab.py: one model, one batch size, one short round of each setting."""
+    module = _load("fusion_ab")
     assert module.main(["--models", "seed", "--batch-sizes", "16", "--rounds", "2", "--steps", "2",
                         "--data", str(medmnist_dir)]) == 0
     row = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| seed | 16 |")]
@@ -130,10 +138,8 @@ def test_fusion_ab_script_times_both_settings_on_real_data(medmnist_dir, capsys)
 
 
 def test_threads_vs_processes_script_times_each_call_three_ways(capsys):
-    """benchmarks/threads_vs_processes.py: a few calls of two cases, alone, in threads, in processes."""
-    spec = importlib.util.spec_from_file_location("threads_vs_processes", REPO / "benchmarks" / "threads_vs_processes.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    """benchmarks/maintainers/threads_vs_processes.py: a few calls of two cases, alone, in threads, in processes."""
+    module = _load("threads_vs_processes")
     cases = ["im2col copy, 2 images", "long thin product: stacked blocks"]
     assert module.main(["--reps", "5", "--cases", *cases]) == 0
     rows = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| ") and "µs" not in line]
@@ -145,33 +151,43 @@ def test_threads_vs_processes_script_times_each_call_three_ways(capsys):
 
 
 def test_knob_ab_script_alternates_the_values_and_restores_the_setting(medmnist_dir, capsys):
-    """benchmarks/knob_ab.py: an A/A and an A/B of a real constant, one short round each."""
-    spec = importlib.util.spec_from_file_location("knob_ab", REPO / "benchmarks" / "knob_ab.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    from tinycnn import fast
-    before = fast.MIN_FLOPS
-    assert module.main(["tinycnn.fast.MIN_FLOPS", "1", "1", str(1 << 40), "--models", "seed", "--batch-sizes", "16",
+    """benchmarks/maintainers/knob_ab.py: an A/A and an A/B of a real constant, one short round each."""
+    module = _load("knob_ab")
+    from tinycnn.kernels import parallel
+    before = parallel.MIN_FLOPS
+    assert module.main(["tinycnn.kernels.parallel.MIN_FLOPS", "1", "1", str(1 << 40), "--models", "seed", "--batch-sizes", "16",
                         "--rounds", "2", "--steps", "2", "--data", str(medmnist_dir)]) == 0
-    assert fast.MIN_FLOPS == before
+    assert parallel.MIN_FLOPS == before
     row = [line for line in capsys.readouterr().out.splitlines() if line.startswith("seed/16: ")]
     assert len(row) == 1
     cells = row[0].split(": ", 1)[1].split("  ")
     assert [cell.split(":")[0] for cell in cells] == ["1", "1", str(1 << 40)]    # the A/A pair kept apart
     assert cells[0].endswith("(1.000)")
     with pytest.raises(SystemExit):
-        module.main(["tinycnn.fast.NO_SUCH_CONSTANT", "1"])
+        module.main(["tinycnn.kernels.parallel.NO_SUCH_CONSTANT", "1"])
 
 
 def test_call_costs_script_times_every_call(capsys):
-    """benchmarks/call_costs.py: each pair of ways to do one thing gets a positive time."""
-    spec = importlib.util.spec_from_file_location("call_costs", REPO / "benchmarks" / "call_costs.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    """benchmarks/maintainers/call_costs.py: each pair of ways to do one thing gets a positive time."""
+    module = _load("call_costs")
     assert module.main(["--reps", "3"]) == 0
     rows = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| ") and "µs" not in line]
     assert [row.split("|")[1].strip() for row in rows] == list(module.cases())
     assert all(float(row.split("|")[2]) > 0 for row in rows)
+
+
+def test_profile_layers_script_writes_its_files_where_it_is_told(medmnist_dir, tmp_path, capsys):
+    """benchmarks/maintainers/profile_layers.py: one model, one batch size, two steps; the JSON and
+    the Markdown name the command and hold one profile each; nothing goes to benchmarks/results."""
+    module = _load("profile_layers")
+    assert module.main(["--label", "test", "--models", "seed", "--batch-sizes", "16", "--steps", "2",
+                        "--data", str(medmnist_dir), "--out", str(tmp_path)]) == 0
+    doc = json.loads((tmp_path / "profile_test.json").read_text())
+    assert doc["command"].startswith("python benchmarks/maintainers/profile_layers.py --label test")
+    assert [(p["model"], p["batch_size"]) for p in doc["profiles"]] == [("seed", 16)]
+    assert "## seed model, batch 16" in (tmp_path / "profile_test.md").read_text()
+    assert "seed model, batch 16" in capsys.readouterr().out
+    assert not (REPO / "benchmarks" / "results" / "profile_test.json").exists()
 
 
 def _worktrees():
@@ -182,12 +198,10 @@ def _worktrees():
 
 
 def test_revision_ab_script_runs_two_checkouts_in_turn_and_removes_them(medmnist_dir, capsys):
-    """benchmarks/revision_ab.py: HEAD (a temporary worktree, checked to be what its worker imported)
+    """benchmarks/maintainers/revision_ab.py: HEAD (a temporary worktree, checked to be what its worker imported)
     against the files as they are, one short round; the worktree is gone afterwards, also when a
     revision does not exist."""
-    spec = importlib.util.spec_from_file_location("revision_ab", REPO / "benchmarks" / "revision_ab.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = _load("revision_ab")
     before = _worktrees()
     assert module.main(["HEAD", "WORKTREE", "--models", "seed", "--batch-sizes", "16", "--rounds", "2",
                         "--steps", "2", "--data", str(medmnist_dir)]) == 0
@@ -205,9 +219,9 @@ def test_revision_ab_script_runs_two_checkouts_in_turn_and_removes_them(medmnist
 
 
 def test_processes_ab_script_trains_with_two_processes_on_the_same_gradient(medmnist_dir):
-    """benchmarks/processes_ab.py (in a fresh interpreter: it forks): one short round of each way;
+    """benchmarks/maintainers/processes_ab.py (in a fresh interpreter: it forks): one short round of each way;
     the gradient the two processes add up from their halves is the threads' gradient, to float rounding."""
-    out = subprocess.run([sys.executable, str(REPO / "benchmarks" / "processes_ab.py"), "--models", "seed",
+    out = subprocess.run([sys.executable, str(MAINTAINERS / "processes_ab.py"), "--models", "seed",
                           "--batch-sizes", "16", "--rounds", "1", "--steps", "2", "--data", str(medmnist_dir)],
                          capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr
@@ -219,7 +233,7 @@ def test_processes_ab_script_trains_with_two_processes_on_the_same_gradient(medm
     own, waiting, adam = (float(v) for v in cells[5].split(" / "))
     assert own > 0 and waiting >= 0 and adam > 0
     assert float(cells[6].split()[0]) < 1e-5                                   # relative to the largest entry
-    odd = subprocess.run([sys.executable, str(REPO / "benchmarks" / "processes_ab.py"), "--models", "seed",
+    odd = subprocess.run([sys.executable, str(MAINTAINERS / "processes_ab.py"), "--models", "seed",
                           "--batch-sizes", "15", "--rounds", "1", "--steps", "1", "--data", str(medmnist_dir)],
                          capture_output=True, text=True, timeout=300)
     assert odd.returncode != 0 and "must be even" in odd.stderr

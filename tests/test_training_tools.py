@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 import tinycnn as tc
+from tinycnn.training import epoch_order
 from tinycnn.callbacks import EarlyStopping, LearningRateScheduler, cosine_decay, step_decay
 from tinycnn.gradcheck import check_model
 from tinycnn.losses import balanced_class_weights
@@ -134,7 +135,7 @@ def test_class_weight_in_fit_shifts_predictions_toward_the_rare_class():
 def test_balanced_sampler_draws_classes_equally():
     y = np.array([0] * 90 + [1] * 10)
     model = tiny()
-    orders = [model._epoch_order(y, True, "balanced") for _ in range(50)]
+    orders = [epoch_order(y, model.rng, True, "balanced") for _ in range(50)]
     share = np.mean([np.mean(y[o] == 1) for o in orders])
     assert 0.45 < share < 0.55
     with pytest.raises(ValueError, match="unknown sampler 'smote'"):
@@ -143,7 +144,7 @@ def test_balanced_sampler_draws_classes_equally():
 
 def test_oversampler_keeps_every_sample_and_fills_up_smaller_classes():
     y = np.array([0] * 30 + [1] * 7 + [2] * 12)
-    order = tiny()._epoch_order(y, True, "oversample")
+    order = epoch_order(y, tiny().rng, True, "oversample")
     assert len(order) == 90 and np.bincount(y[order]).tolist() == [30, 30, 30]
     assert set(np.flatnonzero(y == 0)) == set(order[y[order] == 0])        # the largest class: each once
     assert set(order[y[order] == 1]) <= set(np.flatnonzero(y == 1))        # drawn from its own class only

@@ -13,7 +13,7 @@ from .layers import (  # noqa: E402
 from .losses import SigmoidBinaryCrossEntropy, SoftmaxCrossEntropy  # noqa: E402
 from .model import Sequential, load_model  # noqa: E402
 from .ops import is_teaching, set_teaching, teaching  # noqa: E402
-from .safety import CallOrderError, NonFiniteError  # noqa: E402
+from .errors import CallOrderError, NonFiniteError  # noqa: E402
 from .optimizers import SGD, Adam  # noqa: E402
 from .profiling import profile  # noqa: E402
 from . import trace  # noqa: E402

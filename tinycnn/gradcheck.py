@@ -14,6 +14,9 @@ In float64, a correct backward typically gives 1e-10 or less; a wrong one, 1e-2 
 
 Layers are checked through a scalar "loss" ``L = Σ R ⊙ layer(x)`` with a fixed random ``R``: its
 gradient with respect to the output is exactly ``R``, which is what ``backward`` receives.
+
+The checks run in teaching mode by default (:func:`tinycnn.teaching`: the layers' own ``forward``
+and ``backward`` on :mod:`tinycnn.functional`); ``teaching=False`` checks the kernels instead.
 """
 
 from __future__ import annotations
@@ -21,6 +24,8 @@ from __future__ import annotations
 from typing import Callable
 
 import numpy as np
+
+from . import ops
 
 
 def rel_error(analytic, numeric) -> float:
@@ -75,12 +80,17 @@ def repeatable(layers) -> Callable[[], None]:
     return reset
 
 
-def check_layer(layer, x: np.ndarray, h: float = 1e-5, seed: int = 0) -> dict[str, float]:
+def check_layer(layer, x: np.ndarray, h: float = 1e-5, seed: int = 0, teaching: bool = True) -> dict[str, float]:
     """Relative errors of a layer's input gradient and every parameter gradient.
 
     Returns ``{"input": err, "kernel": err, "bias": err, ...}``. ``x`` and the layer's weights
     must be float64 (build the layer with ``dtype=np.float64``, or let ``forward`` build it).
     """
+    with ops.teaching(teaching):
+        return _check_layer(layer, x, h, seed)
+
+
+def _check_layer(layer, x, h, seed):
     x = np.array(x, dtype=np.float64, copy=True)
     if not layer.built:
         layer.build(x.shape[1:], rng=np.random.default_rng(seed), dtype=np.float64)
@@ -106,12 +116,17 @@ def check_layer(layer, x: np.ndarray, h: float = 1e-5, seed: int = 0) -> dict[st
 
 
 def check_model(model, x, y, h: float = 1e-5, max_entries: int | None = None,
-                seed: int = 0) -> dict[str, float]:
+                seed: int = 0, teaching: bool = True) -> dict[str, float]:
     """Relative error of the model's loss gradient for every weight array (``"conv2d/kernel"``...).
 
     The model must be compiled and float64 (``model.astype("float64")``). With ``max_entries``,
     at most that many randomly chosen entries of each weight array are checked (all if None).
     """
+    with ops.teaching(teaching):
+        return _check_model(model, x, y, h, max_entries, seed)
+
+
+def _check_model(model, x, y, h, max_entries, seed):
     if model.dtype != np.float64:
         raise TypeError(f"check_model: the model is {model.dtype}; call model.astype('float64') first")
     x = np.asarray(x, dtype=np.float64)

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .errors import CallOrderError
 from . import ops
 from .functional import sigmoid, softmax
 
@@ -60,7 +61,6 @@ class Loss:
 
     def _cached(self):
         if self._cache is None:
-            from .safety import CallOrderError
             raise CallOrderError(f"{type(self).__name__}: backward called before forward")
         return self._cache
 

@@ -574,13 +574,13 @@ class Sequential:
         """
         _check_positive_int(batch_size, "batch_size")
         x = self._prepare_input(x)
-        chunks = []
+        batches = []
         for start in range(0, x.shape[0], batch_size):                # x is checked: run each batch
             out = self._run(x[start:start + batch_size], training=False)
             if self.loss is not None and self.loss.from_logits:
                 out = self.loss.probabilities(out)
-            chunks.append(out)
-        return np.concatenate(chunks)
+            batches.append(out)
+        return np.concatenate(batches)
 
 
 def _check_positive_int(value, what: str) -> None:

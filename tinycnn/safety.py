@@ -15,14 +15,7 @@ import threading
 import numpy as np
 
 from . import ops
-
-
-class NonFiniteError(FloatingPointError):
-    """Training produced NaN or inf; the message names the epoch, step and first layer."""
-
-
-class CallOrderError(RuntimeError, ValueError):
-    """A method was called out of order (e.g. ``backward`` before ``forward``)."""
+from .errors import CallOrderError, NonFiniteError  # noqa: F401  (raised by the model, found here)
 
 
 def first_nonfinite_output(layers, x, training=True):

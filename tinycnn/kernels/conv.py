@@ -69,9 +69,9 @@ class ConvGeometry:
                                              work_per_image=ho * wo * self.fan_in * self.filters)
         return chunks(n, self.chunk_images)
 
-    def pad_input(self, x):
-        """Where the padded input goes: a new array with its border written, or ``x`` itself."""
-        return x if self.unpadded else padded(x.shape, self.pads, self.dtype)
+    def pad_input(self, x, w):
+        """Where the padded input goes (kept for the layer whose kernel is ``w``), or ``x`` itself."""
+        return x if self.unpadded else padded(x.shape, self.pads, self.dtype, owner=w)
 
     def im2col(self, x_padded, pool=None, buffer=None):
         """``[1,] im2col(x_padded)`` into ``buffer`` (by default this thread's reused one)."""
@@ -91,7 +91,7 @@ def conv2d_forward(x, w, b, strides=(1, 1), padding="valid"):
     """:func:`tinycnn.functional.conv2d_forward`, chunk by chunk on both cores."""
     geo = ConvGeometry.of(x, w, b, strides, padding)
     n = x.shape[0]
-    x_padded = geo.pad_input(x)
+    x_padded = geo.pad_input(x, w)
     y = np.empty((n, *geo.output_hw, geo.filters), geo.dtype)
     weights = weights_matrix(w, b)
 

@@ -31,6 +31,7 @@ import numpy as np
 from .conv import (ConvGeometry, input_grad_array, input_grad_chunk, input_grad_result, input_grad_weights,
                    split_weight_grads, weights_matrix)
 from .elementwise import relu_into
+from . import memory
 from .memory import Scratch, copy_to_middle, window_major
 from .parallel import matmul, parallel_map
 from .pool import max_and_first_argmax, route_to_argmax, windows_tile_exactly
@@ -57,16 +58,16 @@ def conv2d_relu_maxpool2d_forward(x, w, b, strides, padding, pool_size, training
     geo = ConvGeometry.of(x, w, b, strides, padding)
     pool = tuple(pool_size)
     n = x.shape[0]
-    x_padded = geo.pad_input(x)
+    x_padded = geo.pad_input(x, w)
     pooled = (geo.output_hw[0] // pool[0], geo.output_hw[1] // pool[1], geo.filters)
     y = np.empty((n, *pooled), geo.dtype)
     first = np.empty(y.shape, np.uint8) if training else None
     weights = weights_matrix(w, b)
-    kept = _convolve_and_pool(geo, weights, pool, x_padded, y, first, x)
+    kept = _convolve_and_pool(geo, weights, pool, x_padded, y, first, x, owner=w)
     return y, [x_padded, w, weights, geo, pool, y, first, kept]
 
 
-def _convolve_and_pool(geo, weights, pool, x_padded, y, first, x=None):
+def _convolve_and_pool(geo, weights, pool, x_padded, y, first, x=None, owner=None):
     """Fill ``y`` (and ``first``, unless None), a chunk of images at a time; given ``x``, each chunk
     first pads its images into ``x_padded``. Returns the chunks' im2col rows when they are kept for
     backward (:data:`KEEP_COLS_BYTES`), else None."""
@@ -76,7 +77,8 @@ def _convolve_and_pool(geo, weights, pool, x_padded, y, first, x=None):
     ho, wo = geo.output_hw
     per_image = ho * wo * (geo.has_bias + geo.fan_in)
     keep = first is not None and n * per_image * geo.dtype.itemsize <= KEEP_COLS_BYTES
-    kept = np.empty(n * per_image, geo.dtype) if keep else None
+    kept = (memory.kept("cols", owner, (n * per_image,), geo.dtype) if owner is not None
+            else np.empty(n * per_image, geo.dtype)) if keep else None
 
     def step(batch):
         images = batch.stop - batch.start

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import threading
+import weakref
 
 import numpy as np
 
@@ -61,13 +62,50 @@ def copy_to_middle(x: np.ndarray, x_padded: np.ndarray, pads) -> None:
     x_padded[:, top:top + h, left:left + w] = x
 
 
-def padded(x_shape, pads, dtype, value=0.0) -> np.ndarray:
-    """A new array for ``x`` of ``x_shape`` padded by ``pads``, its border already ``value`` (zeros
-    for a convolution, −inf for a max pooling) and its middle not yet written: each chunk copies
-    its own images in with :func:`copy_to_middle`, on its own core, just before reading them."""
+class Kept:
+    """Arrays a kernel keeps in its cache for backward (the padded input, im2col rows), reused from
+    one call to the next of the same layer — told apart by its weights array, the ``owner`` —
+    instead of allocated anew: a fresh multi-megabyte array costs page faults on first touch. So a
+    kernel's cache is valid until its next forward call with the same weights, as a layer's cache
+    is until the layer's next forward. An owner's arrays go when the owner goes."""
+
+    def __init__(self):
+        self._arrays: dict = {}
+
+    def get(self, name, owner, shape, dtype, border=None) -> np.ndarray:
+        key = (name, id(owner))
+        entry = self._arrays.get(key)
+        if entry is None or entry[0]() is not owner or entry[1].shape != tuple(shape) \
+                or entry[1].dtype != dtype or entry[2] != border:
+            if entry is None or entry[0]() is not owner:
+                weakref.finalize(owner, self._arrays.pop, key, None)
+            array = np.empty(shape, dtype) if border is None else _with_border(shape, dtype, *border)
+            self._arrays[key] = entry = (weakref.ref(owner), array, border)
+        return entry[1]
+
+
+_kept = Kept()
+
+
+def kept(name, owner, shape, dtype) -> np.ndarray:
+    """An array of ``shape`` kept for backward by the layer whose weights are ``owner`` (:class:`Kept`)."""
+    return _kept.get(name, owner, shape, dtype)
+
+
+def padded(x_shape, pads, dtype, owner, value=0.0) -> np.ndarray:
+    """The array where ``x`` of ``x_shape`` goes padded by ``pads``, its border already ``value``
+    (zeros for a convolution, −inf for a max pooling), its middle for each chunk to copy its own
+    images into (:func:`copy_to_middle`), on its own core, just before reading them. Kept for
+    ``owner`` (:class:`Kept`): the border is written once."""
     (top, bottom), (left, right) = pads
     n, h, w, c = x_shape
-    out = np.empty((n, h + top + bottom, w + left + right, c), dtype)
+    return _kept.get("padded", owner, (n, h + top + bottom, w + left + right, c), dtype, (pads, value))
+
+
+def _with_border(shape, dtype, pads, value):
+    (top, bottom), (left, right) = pads
+    out = np.empty(shape, dtype)
+    h, w = shape[1] - top - bottom, shape[2] - left - right
     out[:, :top] = value
     out[:, h + top:] = value
     out[:, top:h + top, :left] = value

@@ -4,6 +4,7 @@ one fused step (:mod:`tinycnn.kernels.fused`)."""
 
 from __future__ import annotations
 
+from ..errors import CallOrderError
 from .fused import conv2d_relu_maxpool2d_backward, conv2d_relu_maxpool2d_forward
 
 
@@ -64,7 +65,6 @@ class ConvReLUPool:
     def backward(self, dy, input_grad=True):
         """dL/dy → dL/dx (None with ``input_grad=False``); fills ``conv.grads``."""
         if self._cache is None:
-            from ..safety import CallOrderError
             raise CallOrderError(f"{self.name}: backward called before forward")
         self.pool.check_grad(dy, (self._cache[5].shape[0], *self.pool.output_shape))
         dx, dw, db = conv2d_relu_maxpool2d_backward(dy, self._cache, input_grad)

@@ -31,6 +31,7 @@ import re
 
 import numpy as np
 
+from ..errors import CallOrderError
 
 def snake_case(name: str) -> str:
     """``Conv2D`` -> ``conv2d``, ``MaxPool2D`` -> ``max_pool2d`` (Keras's default layer names)."""
@@ -169,7 +170,6 @@ class Layer:
 
     def cached(self):
         """What the last ``forward`` stored for ``backward`` (an error if there was none)."""
-        from ..safety import CallOrderError
         if self._cache is None:
             raise CallOrderError(f"{self.label}: backward called before forward")
         if hasattr(self._cache, "fused_step"):

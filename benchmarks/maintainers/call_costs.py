@@ -1,19 +1,21 @@
-"""What some single NumPy and Python calls cost — the small prices behind ``tinycnn.fast``'s choices.
+"""What some single NumPy and Python calls cost — the small prices behind ``tinycnn.kernels``' choices.
 
-    python benchmarks/call_costs.py              # a few seconds
-    python benchmarks/call_costs.py --reps 2000  # steadier numbers
+    python benchmarks/maintainers/call_costs.py              # a few seconds
+    python benchmarks/maintainers/call_costs.py --reps 2000  # steadier numbers
 
 Each call is timed ``--reps`` times in a row on one thread; the median is printed, in µs. Pairs
 that do the same thing two ways sit next to each other:
 
 * a ReLU, ``np.maximum(x, 0)``, against ``np.maximum(x, zeros)`` with an array of zeros (what
-  ``fast.relu_into`` does), next to an addition of a scalar for scale — 200 000 float32, the pooled
-  output of 32 images of the first convolution;
-* ``int(np.prod(shape))`` against ``math.prod(shape)`` (``fast.Scratch.get`` sizes every buffer so);
+  ``tinycnn.kernels.elementwise.relu_into`` does), next to an addition of a scalar for scale —
+  200 000 float32, the pooled output of 32 images of the first convolution;
+* ``int(np.prod(shape))`` against ``math.prod(shape)`` (``tinycnn.kernels.memory.Scratch.get`` sizes
+  every buffer so);
 * the im2col window view built with ``as_strided`` (``tinycnn.im2col.windows``) against one built
-  with ``np.ndarray`` directly (``fast._windows``), for a chunk of 7 images of 16 × 16 × 32;
-* one ``fast.parallel_map`` over two parts that do nothing: the price of waking the other core's
-  thread and hearing back from it.
+  with ``np.ndarray`` directly (``tinycnn.kernels.memory._windows``), for a chunk of 7 images of
+  16 × 16 × 32;
+* one ``tinycnn.kernels.parallel.parallel_map`` over two parts that do nothing: the price of
+  waking the other core's thread and hearing back from it.
 
 Microseconds matter here because both cores run their chunks at once, and Python code holds the
 GIL: while one core spends 5 µs in ``np.prod``, the other cannot start or finish a NumPy call.
@@ -29,14 +31,14 @@ from pathlib import Path
 
 import numpy as np
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 if str(REPO) not in sys.path:          # this checkout's tinycnn, installed or not
     sys.path.insert(0, str(REPO))
 
 
 def cases() -> dict:
-    from tinycnn import fast
     from tinycnn.im2col import windows
+    from tinycnn.kernels import memory, parallel
 
     rng = np.random.default_rng(0)
     x = rng.standard_normal(200_000).astype(np.float32)
@@ -51,8 +53,8 @@ def cases() -> dict:
         "int(np.prod(shape)), a 4-tuple": lambda: int(np.prod(shape)),
         "math.prod(shape), the same": lambda: math.prod(shape),
         "im2col windows with as_strided": lambda: windows(chunk, (3, 3), (1, 1)),
-        "im2col windows with np.ndarray": lambda: fast._windows(chunk, (3, 3), (1, 1)),
-        "parallel_map of 2 empty parts": lambda: fast.parallel_map(nothing, [0, 1]),
+        "im2col windows with np.ndarray": lambda: memory._windows(chunk, (3, 3), (1, 1)),
+        "parallel_map of 2 empty parts": lambda: parallel.parallel_map(nothing, [0, 1]),
     }
 
 
@@ -70,7 +72,7 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--reps", type=int, default=500)
     args = parser.parse_args(argv)
-    from tinycnn.fast import one_blas_thread
+    from tinycnn.kernels.parallel import one_blas_thread
 
     print("| call | µs (median) |")
     print("|---|--:|")

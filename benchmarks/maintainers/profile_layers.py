@@ -1,12 +1,14 @@
 """Per-layer profile of training steps (``tinycnn.profile``) for the benchmark models, saved.
 
-    python benchmarks/profile_layers.py --label after      # writes results/profile_after.{json,md}
+    python benchmarks/maintainers/profile_layers.py --label now
+        # prints the tables; writes benchmarks/maintainers/output/profile_now.{json,md}
 
 For every model (seed, deeper) and batch size (32, 128) it runs ``tinycnn.profile`` on consecutive
 batches of the real PneumoniaMNIST training images and records the time of every layer's forward
 and backward pass, the optimizer update, the rest of the step, and the time and rate of the
-matrix products. ``--label before`` was run on the code before the speed work (see
-benchmarks/README.md for how). Needs the MedMNIST files ($TINYCNN_DATA or --data).
+matrix products. The files go to ``--out`` (default ``benchmarks/maintainers/output/``, which git
+ignores); the numbers worth keeping are quoted in ``docs/performance.md`` with this command.
+Needs the MedMNIST files ($TINYCNN_DATA or --data).
 """
 
 from __future__ import annotations
@@ -21,8 +23,8 @@ from pathlib import Path
 
 import numpy as np
 
-HERE = Path(__file__).resolve().parent
-REPO = HERE.parent
+HERE = Path(__file__).resolve().parent        # benchmarks/maintainers
+REPO = HERE.parents[1]
 if str(REPO) not in sys.path:          # profile this checkout's tinycnn, installed or not
     sys.path.insert(0, str(REPO))
 if str(HERE) not in sys.path:          # fusion_ab's loader of the training images
@@ -33,12 +35,13 @@ from fusion_ab import training_set  # noqa: E402
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--label", required=True, help="before / after: names the output files")
+    parser.add_argument("--label", required=True, help="names the output files: profile_<label>.json and .md")
     parser.add_argument("--models", nargs="+", default=["seed", "deeper"])
     parser.add_argument("--batch-sizes", nargs="+", type=int, default=[32, 128])
     parser.add_argument("--steps", type=int, default=30)
     parser.add_argument("--data", default=None)
-    parser.add_argument("--out", type=Path, default=HERE / "results")
+    parser.add_argument("--out", type=Path, default=HERE / "output",
+                        help="folder for the files (default benchmarks/maintainers/output/)")
     args = parser.parse_args(argv)
 
     import tinycnn
@@ -49,7 +52,7 @@ def main(argv=None) -> int:
     commit = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"], capture_output=True,
                             text=True).stdout.strip()
     doc = {"label": args.label, "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-           "command": "python benchmarks/profile_layers.py " + " ".join(argv or sys.argv[1:]),
+           "command": "python benchmarks/maintainers/profile_layers.py " + " ".join(argv or sys.argv[1:]),
            "commit": commit, "tinycnn": tinycnn.__version__, "numpy": np.__version__,
            "machine": platform.processor() or platform.machine(), "profiles": []}
     lines = [f"# Per-layer profile: {args.label}", "",

@@ -1,14 +1,15 @@
 """A/B test of one speed setting: training steps with each value, alternating in one process.
 
-tinycnn's speed helpers are tuned by a few module-level constants (``tinycnn.fast.MIN_FLOPS``,
-``CHUNK_BYTES``, ``CHUNK_MIN_WORK``, ``tinycnn.layers.fused.KEEP_COLS_BYTES``, …). This script sets
+tinycnn's kernels are tuned by a few module-level constants (``tinycnn.kernels.parallel.MIN_FLOPS``,
+``tinycnn.kernels.memory.CHUNK_BYTES`` and ``CHUNK_MIN_WORK``, ``tinycnn.kernels.fused.KEEP_COLS_BYTES``,
+…). This script sets
 the constant to each value in turn, round after round, and times the same training steps on real
 PneumoniaMNIST images, so that the machine's slow drifts hit every value alike. It prints the
 median step time per value and the median of the per-round ratios to the first value.
 
-Example (what ``docs/design.md`` quotes)::
+Example (one of the measurements ``docs/performance.md`` quotes)::
 
-    python benchmarks/knob_ab.py tinycnn.fast.MIN_FLOPS 8388608 4194304 --rounds 31
+    python benchmarks/maintainers/knob_ab.py tinycnn.kernels.parallel.MIN_FLOPS 8388608 4194304 --rounds 31
 
 The same value twice (``… MIN_FLOPS 4194304 4194304``) is an A/A test: how far apart two
 identical settings come out, the noise floor of the ratios.
@@ -44,7 +45,7 @@ def _setting(dotted: str):
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("setting", help="MODULE.CONSTANT, e.g. tinycnn.fast.MIN_FLOPS")
+    parser.add_argument("setting", help="MODULE.CONSTANT, e.g. tinycnn.kernels.parallel.MIN_FLOPS")
     parser.add_argument("values", nargs="+", type=int, help="values to alternate (integers); the first is the baseline")
     add_round_arguments(parser, rounds=9)
     args = parser.parse_args(argv)

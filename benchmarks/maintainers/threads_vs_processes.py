@@ -1,10 +1,10 @@
 """What a NumPy call costs when two threads make such calls at once — against two processes.
 
-tinycnn runs both CPU cores as two Python threads (``tinycnn.fast.parallel_map``). NumPy releases
+tinycnn runs both CPU cores as two Python threads (``tinycnn.kernels.parallel.parallel_map``). NumPy releases
 Python's GIL inside its loops, but every call holds it while it sets up, and a thread that finds it
 taken sleeps until the other hands it over. Two *processes* have a GIL each. So the time a call
 takes in two threads at once, against two processes at once, is the price of the GIL; it is why
-tinycnn's parallel code makes few, large calls (``docs/design.md``, "Speed without hiding the maths").
+tinycnn's parallel code makes few, large calls (``docs/performance.md``, "Both cores").
 
 Each case is timed three ways — alone, in two threads started together, in two processes started
 together — and the per-call time of each of the two workers is printed:
@@ -12,10 +12,10 @@ together — and the per-call time of each of the two workers is printed:
 * the deeper model's second convolution's im2col copy (window-major, with the bias column) for a
   chunk of 2 and of 6 images;
 * a first layer's long, thin weight gradient ``(10 × R) · (R × 32)`` for R = 25 088 rows (32
-  images of 28 × 28), as one product, as one product per 2048-row block (``fast.matmul`` in
-  session 3), and as one stacked product over those blocks (``fast.matmul`` now).
+  images of 28 × 28), as one product, as one product per 2048-row block, and as one stacked
+  product over those blocks (what ``tinycnn.kernels.parallel.matmul`` does).
 
-Run: ``python benchmarks/threads_vs_processes.py`` (about a minute; ``--reps`` to change).
+Run: ``python benchmarks/maintainers/threads_vs_processes.py`` (about a minute; ``--reps`` to change).
 """
 
 from __future__ import annotations
@@ -29,25 +29,25 @@ from pathlib import Path
 
 import numpy as np
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 if str(REPO) not in sys.path:          # this checkout's tinycnn, installed or not
     sys.path.insert(0, str(REPO))
 
 
 def _im2col_case(images):
-    from tinycnn.fast import im2col_into
+    from tinycnn.kernels.memory import im2col_into
     x_padded = np.random.default_rng(0).random((images, 16, 16, 32), dtype=np.float32)
     buffer = np.empty(images * 14 * 14 * (1 + 9 * 32), np.float32)
     return lambda: im2col_into(x_padded, (3, 3), (1, 1), buffer, pool=(2, 2), ones=True)
 
 
 def _long_thin_case(how, rows=25088):
-    from tinycnn import fast
+    from tinycnn.kernels import parallel
     rng = np.random.default_rng(0)
     a = rng.random((10, rows), dtype=np.float32)             # [1, cols]ᵀ of a first layer's chunk
     b = rng.random((rows, 32), dtype=np.float32)             # dz
     out = np.empty((10, 32), np.float32)
-    block = fast.LONG_K_BLOCK
+    block = parallel.LONG_K_BLOCK
 
     def per_block():
         np.matmul(a[:, :block], b[:block], out=out)
@@ -58,7 +58,7 @@ def _long_thin_case(how, rows=25088):
 
     return {"one product": lambda: np.matmul(a, b, out=out),
             "one product per block": per_block,
-            "stacked blocks": lambda: fast._sum_over_k_blocks(a, b, out)}[how]
+            "stacked blocks": lambda: parallel._sum_over_k_blocks(a, b, out)}[how]
 
 
 CASES = {

@@ -1,7 +1,7 @@
 """What the fused Conv2D → ReLU → MaxPool2D step saves: training steps with ``model.fuse`` on and off.
 
-    python benchmarks/fusion_ab.py                 # seed and deeper model, batch 32 and 128
-    python benchmarks/fusion_ab.py --rounds 20     # more rounds on a noisy machine
+    python benchmarks/maintainers/fusion_ab.py                 # seed and deeper model, batch 32 and 128
+    python benchmarks/maintainers/fusion_ab.py --rounds 20     # more rounds on a noisy machine
 
 One model per configuration, in one process; the two settings take turns, ``--steps`` training
 steps each, for ``--rounds`` rounds, on consecutive batches of the real PneumoniaMNIST training
@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 if str(REPO) not in sys.path:          # this checkout's tinycnn, installed or not
     sys.path.insert(0, str(REPO))
 

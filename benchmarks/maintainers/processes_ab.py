@@ -1,11 +1,11 @@
 """What a second *process* would give the training step: data parallelism without the GIL.
 
-    python benchmarks/processes_ab.py                         # deeper model, batch 32 and 128
-    python benchmarks/processes_ab.py --models seed deeper --rounds 21
+    python benchmarks/maintainers/processes_ab.py                         # deeper model, batch 32 and 128
+    python benchmarks/maintainers/processes_ab.py --models seed deeper --rounds 21
 
-tinycnn runs the second core as a second Python *thread* (``tinycnn.fast.parallel_map``): every layer
-splits its work by images, and the two threads share one GIL, so each of them waits for the other
-at NumPy calls (``threads_vs_processes.py`` times single calls). This script measures the
+tinycnn runs the second core as a second Python *thread* (``tinycnn.kernels.parallel.parallel_map``):
+every kernel splits its work by images, and the two threads share one GIL, so each of them waits
+for the other at NumPy calls (``threads_vs_processes.py`` times single calls). This script measures the
 alternative the threads are up against — the one PyTorch took with DistributedDataParallel: a
 second *process*, with its own GIL, running the whole model on half of every batch.
 
@@ -40,18 +40,19 @@ from pathlib import Path
 
 import numpy as np
 
-REPO = Path(__file__).resolve().parent.parent
-if str(REPO) not in sys.path:          # this checkout's tinycnn, installed or not
-    sys.path.insert(0, str(REPO))
+HERE = Path(__file__).resolve().parent
+if str(HERE) not in sys.path:          # fusion_ab's step timer (and, through it, this checkout's tinycnn)
+    sys.path.insert(0, str(HERE))
 
-from fusion_ab import add_round_arguments, step_ms, training_set  # noqa: E402  (benchmarks/ is on sys.path when run as a script)
+from fusion_ab import add_round_arguments, step_ms, training_set  # noqa: E402
 
 
 class TwoProcesses:
     """``model`` trained data-parallel by this process and one forked worker (see the module docstring)."""
 
     def __init__(self, model, x, y, batch):
-        from tinycnn import fast, optimizers
+        from tinycnn import optimizers
+        from tinycnn.kernels import parallel
         if batch % 2:
             raise SystemExit(f"processes_ab: the batch size must be even (two equal halves), got {batch}")
         self.model, self.x, self.y, self.half = model, x, y, batch // 2
@@ -82,7 +83,7 @@ class TwoProcesses:
         if self.pid == 0:                                # the worker: serve until told to stop
             os.close(self._from_main)
             os.close(self._from_worker)
-            fast.CORES = 1                               # one core here; no thread pool in this process
+            parallel.CORES = 1                           # one core here; no thread pool in this process
             code = 0
             try:
                 self._serve(to_worker, to_main)
@@ -97,10 +98,10 @@ class TwoProcesses:
     # -- one training step ------------------------------------------------------------------
     def step(self, first):
         """Train on the batch ``x[first:first + 2·half]``: this process the first half, the worker the second."""
-        from tinycnn import fast
+        from tinycnn.kernels import parallel
         self.step_count += 1
         os.write(self._from_main, struct.pack("<cqq", b"g", first + self.half, self.step_count))
-        cores, fast.CORES = fast.CORES, 1                # this process's half on this core only
+        cores, parallel.CORES = parallel.CORES, 1        # this process's half on this core only
         try:
             began = time.perf_counter()
             self._half_grads(0, first)
@@ -114,7 +115,7 @@ class TwoProcesses:
                 raise FloatingPointError("processes_ab: a gradient is not finite")
             self.phases.append((computed - began, waited - computed, time.perf_counter() - waited))
         finally:
-            fast.CORES = cores
+            parallel.CORES = cores
 
     def _half_grads(self, which, first):
         """``loss_and_grads`` on one half of the batch, its gradients written to shared memory."""
@@ -125,7 +126,7 @@ class TwoProcesses:
     def _update(self, which, t) -> bool:
         """Adam at step ``t`` on this process's half of the parameters, from the mean of the two
         halves' gradients (each is the gradient of its half's mean loss); False if one is not finite."""
-        from tinycnn.fast import all_finite
+        from tinycnn.kernels.elementwise import all_finite
         part = slice(0, self.total // 2) if which == 0 else slice(self.total // 2, self.total)
         grad = self.grads[0][part]
         np.add(grad, self.grads[1][part], out=grad)

@@ -1,9 +1,9 @@
 """A/B test of two versions of the code: training steps of each git revision, taking turns.
 
-    python benchmarks/revision_ab.py 271b04d HEAD                 # before and after a change
-    python benchmarks/revision_ab.py HEAD WORKTREE --rounds 31    # the uncommitted change
-    python benchmarks/revision_ab.py HEAD HEAD                    # A/A: the noise floor
-    python benchmarks/revision_ab.py 271b04d HEAD --predict       # predict instead of training
+    python benchmarks/maintainers/revision_ab.py HEAD~1 HEAD                 # before and after a change
+    python benchmarks/maintainers/revision_ab.py HEAD WORKTREE --rounds 31   # the uncommitted change
+    python benchmarks/maintainers/revision_ab.py HEAD HEAD                   # A/A: the noise floor
+    python benchmarks/maintainers/revision_ab.py HEAD~1 HEAD --predict       # predict instead of training
 
 ``knob_ab.py`` compares values of one constant inside one process; a change to the code itself
 needs two processes. Each revision is checked out into a temporary ``git worktree`` (``WORKTREE``
@@ -30,8 +30,8 @@ from pathlib import Path
 
 import numpy as np
 
-HERE = Path(__file__).resolve().parent
-REPO = HERE.parent
+HERE = Path(__file__).resolve().parent        # benchmarks/maintainers: this script and fusion_ab
+REPO = HERE.parents[1]
 WORKTREE = "WORKTREE"
 
 

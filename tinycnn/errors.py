@@ -1,0 +1,9 @@
+"""The errors tinycnn raises beyond ValueError and TypeError (a module of its own: everything may import it)."""
+
+
+class NonFiniteError(FloatingPointError):
+    """Training produced NaN or inf; the message names the epoch, step and first layer."""
+
+
+class CallOrderError(RuntimeError, ValueError):
+    """A method was called out of order (e.g. ``backward`` before ``forward``)."""
