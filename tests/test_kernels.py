@@ -9,11 +9,15 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 import tinycnn as tc
+from tinycnn import functional as F
+from tinycnn import kernels as K
 from tinycnn import zoo
-from tinycnn.kernels import elementwise, memory, parallel, pool
+from tinycnn.gradcheck import rel_error
 from tinycnn.im2col import im2col, pad, padding_amounts
+from tinycnn.kernels import elementwise, memory, parallel, pool
 
 from .conftest import missing
+from .strategies import seeds, window_case
 
 
 @pytest.fixture(params=[1, 2], ids=["one core", "two cores"])
@@ -383,3 +387,86 @@ def test_bench_cli_against_keras(medmnist_dir, capsys):
     assert main(["bench", "--keras", "--repeats", "1", "--batch-size", "128", "--data", str(medmnist_dir)]) == 0
     out = capsys.readouterr().out
     assert "keras" in out and "ratio tinycnn/Keras" in out
+
+
+# -- every kernel equals its functional twin -------------------------------------------------------
+
+TWIN_TOL = 1e-12          # float64: the same sums, in another order (chunks, the bias inside the product)
+
+
+@settings(max_examples=40)
+@given(case=window_case(), filters=st.integers(1, 4), bias=st.booleans(), seed=seeds)
+def test_conv2d_kernel_equals_functional(case, filters, bias, seed):
+    n, h, w, c, kernel, strides, padding = case
+    rng = np.random.default_rng(seed)
+    x, k = rng.standard_normal((n, h, w, c)), rng.standard_normal((*kernel, c, filters))
+    b = rng.standard_normal(filters) if bias else None
+    (y, cache), (y_k, cache_k) = F.conv2d_forward(x, k, b, strides, padding), K.conv2d_forward(x, k, b, strides, padding)
+    assert y_k.shape == y.shape and rel_error(y_k, y) < TWIN_TOL
+    dy = rng.standard_normal(y.shape)
+    for mine, theirs in zip(K.conv2d_backward(dy, cache_k), F.conv2d_backward(dy, cache)):
+        assert (mine is None) == (theirs is None)
+        if mine is not None:
+            assert mine.shape == theirs.shape and rel_error(mine, theirs) < TWIN_TOL
+    no_dx = K.conv2d_backward(dy, cache_k, input_grad=False)
+    assert no_dx[0] is None and rel_error(no_dx[1], F.conv2d_backward(dy, cache)[1]) < TWIN_TOL
+
+
+@settings(max_examples=40)
+@given(case=window_case(), ties=st.booleans(), seed=seeds)
+def test_maxpool2d_kernel_equals_functional_with_ties(case, ties, seed):
+    n, h, w, c, pool_size, strides, padding = case
+    rng = np.random.default_rng(seed)
+    x = rng.integers(-1, 2, (n, h, w, c)).astype(np.float64) if ties else rng.standard_normal((n, h, w, c))
+    (y, cache), (y_k, cache_k) = (F.maxpool2d_forward(x, pool_size, strides, padding),
+                                  K.maxpool2d_forward(x, pool_size, strides, padding))
+    np.testing.assert_array_equal(y_k, y)
+    dy = rng.standard_normal(y.shape)
+    np.testing.assert_allclose(K.maxpool2d_backward(dy, cache_k), F.maxpool2d_backward(dy, cache), rtol=1e-15)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_dense_relu_and_updates_kernels_equal_functional(dtype, cores):
+    rng = np.random.default_rng(2)
+    x, w, b = (rng.standard_normal(s).astype(dtype) for s in ((7, 5), (5, 3), (3,)))
+    (y, cache), (y_k, cache_k) = F.dense_forward(x, w, b), K.dense_forward(x, w, b)
+    np.testing.assert_allclose(y_k, y, rtol=1e-6)
+    dy = rng.standard_normal(y.shape).astype(dtype)
+    for mine, theirs in zip(K.dense_backward(dy, cache_k), F.dense_backward(dy, cache)):
+        np.testing.assert_allclose(mine, theirs, rtol=1e-6)
+    z = rng.standard_normal((4, 9)).astype(dtype)
+    z[0, 0] = 0
+    (r, r_cache), (r_k, r_cache_k) = F.relu_forward(z), K.relu_forward(z)
+    np.testing.assert_array_equal(r_k, r)
+    np.testing.assert_array_equal(K.relu_backward(z, r_cache_k), F.relu_backward(z, r_cache))
+    # the optimizer updates: bit for bit, the kernels in place
+    for momentum, nesterov in ((0.0, False), (0.9, False), (0.9, True)):
+        p, g, v = (rng.standard_normal(50).astype(dtype) for _ in range(3))
+        expected = F.sgd_update(p, g, v, 0.05, momentum, nesterov)
+        got = K.sgd_update(p.copy(), g, v.copy(), 0.05, momentum, nesterov)
+        for a, e in zip(got, expected):
+            np.testing.assert_array_equal(a, e)
+    p, g, m, v = (rng.standard_normal(300).astype(dtype) for _ in range(4))
+    v = np.abs(v)
+    for t in (1, 2, 50):
+        expected = F.adam_update(p, g, m, v, t, 0.01)
+        got = K.adam_update(p.copy(), g, m.copy(), v.copy(), t, 0.01)
+        for a, e in zip(got, expected):
+            np.testing.assert_array_equal(a, e)
+        expected = F.adamw_update(p, g, m, v, t, 0.01, 0.004)
+        got = K.adamw_update(p.copy(), g, m.copy(), v.copy(), t, 0.01, 0.004)
+        for a, e in zip(got, expected):
+            np.testing.assert_array_equal(a, e)
+
+
+def test_a_kernel_cache_lives_until_the_next_forward_with_the_same_weights():
+    """The padded input is kept per layer (by its weights array): two layers never share it."""
+    rng = np.random.default_rng(0)
+    x1, x2 = rng.standard_normal((2, 5, 5, 1)), rng.standard_normal((2, 5, 5, 1))
+    k1, k2 = rng.standard_normal((3, 3, 1, 2)), rng.standard_normal((3, 3, 1, 2))
+    _, cache1 = K.conv2d_forward(x1, k1, None, 1, "same")
+    _, cache2 = K.conv2d_forward(x2, k2, None, 1, "same")        # another layer's forward in between
+    dy = rng.standard_normal((2, 5, 5, 2))
+    _, dw1, _ = K.conv2d_backward(dy, cache1)
+    _, expected, _ = F.conv2d_backward(dy, F.conv2d_forward(x1, k1, None, 1, "same")[1])
+    assert rel_error(dw1, expected) < TWIN_TOL

@@ -62,16 +62,22 @@ def data(n=96, seed=0):
     return rng.random((n, 28, 28, 1), dtype=np.float32), rng.integers(0, 2, n)
 
 
-@pytest.mark.parametrize("make", [zoo.seed_model, zoo.deeper_model])
-def test_in_teaching_mode_fit_calls_every_layers_forward_and_backward_in_one_thread(make):
+def fit_watched(make, teaching):
+    """One epoch of ``make``'s model on 96 random images, batch 32, every layer and call watched."""
     model = make(2, seed=0)
     model.compile("adam", "sparse_categorical_crossentropy")
     counts = spy_on_layers(model)
     x, y = data()
-    steps = 3                                                   # 96 images, batch 32
-    with tc.teaching(), CallLog() as log:
-        assert tc.is_teaching()
+    with tc.teaching(teaching), CallLog() as log:
+        assert tc.is_teaching() == teaching
         model.fit(x, y, epochs=1, batch_size=32, verbose=0)
+    return model, counts, log
+
+
+@pytest.mark.parametrize("make", [zoo.seed_model, zoo.deeper_model])
+def test_in_teaching_mode_fit_calls_every_layers_forward_and_backward_in_one_thread(make):
+    model, counts, log = fit_watched(make, teaching=True)
+    steps = 3                                                   # 96 images, batch 32
     assert not tc.is_teaching()
     last = model.layers[-1].name                                # its softmax is fused with the loss:
     for name, count in counts.items():                          # it is entered below the softmax
@@ -86,12 +92,7 @@ def test_in_teaching_mode_fit_calls_every_layers_forward_and_backward_in_one_thr
 
 @pytest.mark.parametrize("make", [zoo.seed_model, zoo.deeper_model])
 def test_outside_teaching_mode_the_fused_kernels_run(make):
-    model = make(2, seed=0)
-    model.compile("adam", "sparse_categorical_crossentropy")
-    counts = spy_on_layers(model)
-    x, y = data()
-    with CallLog() as log:
-        model.fit(x, y, epochs=1, batch_size=32, verbose=0)
+    model, counts, log = fit_watched(make, teaching=False)
     from tinycnn.kernels import fused
     assert log.called(fused.conv2d_relu_maxpool2d_forward) and log.called(fused.conv2d_relu_maxpool2d_backward)
     assert not log.called(functional.conv2d_backward)

@@ -49,11 +49,14 @@ def teaching(on: bool = True):
 
 def implementation(name: str):
     """The function that ``ops.<name>`` calls right now."""
-    if name not in functional.__all__:
+    table = _TEACHING if _teaching else _FAST
+    if name not in table:
         raise AttributeError(f"tinycnn.ops has no op {name!r}; the ops are those of tinycnn.functional")
-    if _teaching:
-        return getattr(functional, name)
-    return getattr(kernels, name, None) or getattr(functional, name)
+    return table[name]
+
+
+_TEACHING = {name: getattr(functional, name) for name in functional.__all__}
+_FAST = {name: getattr(kernels, name, None) or getattr(functional, name) for name in functional.__all__}
 
 
 def plan(layers, fuse=True) -> list:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import numpy as np
 
 from .. import initializers, ops, regularizers
-from ..im2col import padding_amounts
 from .activations import make_activation
 from .base import Layer, as_pair, check_choice, window_output_hw
 
@@ -69,8 +68,7 @@ class Conv2D(Layer):
         return (ho, wo, self.filters)
 
     def create_params(self, input_shape, rng, dtype):
-        h, w, c_in = input_shape
-        self.pads = padding_amounts(h, w, self.kernel_size, self.strides, self.padding)
+        c_in = input_shape[-1]
         if self.activation is not None:
             self.activation.build(self.output_shape, dtype=dtype)
         params = {"kernel": self.kernel_initializer((*self.kernel_size, c_in, self.filters), rng, dtype)}
