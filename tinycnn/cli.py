@@ -6,6 +6,7 @@
     tinycnn gradcheck     check every layer's and the seed model's gradients in float64
     tinycnn bench         training and inference speed on real data (--profile: per layer; --keras: vs Keras)
     tinycnn explain       one training step on one real image, traced: every array, every gradient formula
+    tinycnn exercises     write backprop yourself: start a workspace, check it, train a CNN on it
 """
 
 from __future__ import annotations
@@ -191,6 +192,38 @@ def cmd_predict(args) -> int:
     return 0
 
 
+def cmd_exercises_start(args) -> int:
+    from .exercises import EXERCISES, start
+
+    target = start(args.dir, force=args.force)
+    print(f"wrote {target}: {len(EXERCISES)} functions to write (and {target.parent / 'README.md'})")
+    print(f"next: open it, write relu_forward, then run  tinycnn exercises check relu_forward --dir {args.dir}")
+    return 0
+
+
+def cmd_exercises_check(args) -> int:
+    from .exercises import check
+
+    report = check(*args.names, path=args.dir, seconds=args.seconds)
+    print(report)
+    return 0 if report.ok else 1
+
+
+def cmd_exercises_train(args) -> int:
+    from .exercises import train
+
+    train(args.dir, epochs=args.epochs, batch_size=args.batch_size, seed=args.seed, data=args.data,
+          seconds=args.seconds)
+    return 0
+
+
+def cmd_exercises_solution(args) -> int:
+    from .exercises import solution
+
+    print(solution(args.name))
+    return 0
+
+
 def read_image(path, input_shape) -> np.ndarray:
     """A PNG file as a uint8 array shaped like the model's input (grey (H, W) or RGB (H, W, 3))."""
     import matplotlib.image
@@ -310,6 +343,45 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--update", action="store_true", help="also apply the optimizer step and show each change")
     p.add_argument("--data", default=None, help="folder with the MedMNIST .npz files")
     p.set_defaults(func=cmd_explain)
+
+    from .exercises import CASE_SECONDS, EXERCISES
+    p = sub.add_parser("exercises", help="write backprop yourself: start a workspace, check it, train a CNN on it",
+                       description="Write the functions of tinycnn.functional yourself (dense, relu, conv2d, "
+                                   "maxpool2d, softmax cross-entropy, SGD, Adam, batchnorm, dropout), have each "
+                                   "graded against tinycnn's and by finite differences, then train a CNN on "
+                                   "PneumoniaMNIST with them. Start with: tinycnn exercises start my-backprop")
+    actions = p.add_subparsers(dest="action", required=True, metavar="{start,check,train,solution}")
+    q = actions.add_parser("start", help="write DIR/exercises.py (stubs to fill in) and DIR/README.md",
+                           description="Write DIR/exercises.py: one stub per function, each with a docstring "
+                                       "that states the math, the shapes and what the cache may hold. An "
+                                       "existing exercises.py is never overwritten (unless --force).")
+    q.add_argument("dir", help="the folder for your workspace (created if missing)")
+    q.add_argument("--force", action="store_true", help="start over: overwrite DIR/exercises.py")
+    q.set_defaults(func=cmd_exercises_start)
+    q = actions.add_parser("check", help="grade your functions: ✔ / ✘ / not started, with the first wrong element",
+                           description="Grade each function of DIR/exercises.py on its own: shapes and dtypes, "
+                                       "values against tinycnn.functional on fixed and random cases, every "
+                                       "backward by finite differences of your own forward. Exit status 0 only "
+                                       "when every function checked passes.")
+    q.add_argument("names", nargs="*", metavar="NAME", help=f"functions to check (default: all): {', '.join(EXERCISES)}")
+    q.add_argument("--dir", default=".", help="the folder holding exercises.py (default: the current folder)")
+    q.add_argument("--seconds", type=float, default=CASE_SECONDS,
+                   help=f"time limit per case, in seconds (default {CASE_SECONDS:g})")
+    q.set_defaults(func=cmd_exercises_check)
+    q = actions.add_parser("train", help="train the seed model on PneumoniaMNIST with your functions",
+                           description="Train the seed model on PneumoniaMNIST with every function of yours that "
+                                       "passes its check (tinycnn's for the others), and the same model on "
+                                       "tinycnn's own kernels beside it; report both official test ACC/AUC.")
+    q.add_argument("--dir", default=".", help="the folder holding exercises.py (default: the current folder)")
+    q.add_argument("--epochs", type=int, default=3, help="default 3")
+    q.add_argument("--batch-size", type=int, default=128, help="default 128")
+    q.add_argument("--seed", type=int, default=0, help="seed of the initial weights and the batch order (default 0)")
+    q.add_argument("--seconds", type=float, default=CASE_SECONDS, help="time limit per grading case")
+    q.add_argument("--data", default=None, help="folder with the MedMNIST .npz files (default: $TINYCNN_DATA, ~/.medmnist)")
+    q.set_defaults(func=cmd_exercises_train)
+    q = actions.add_parser("solution", help="print tinycnn's version of one function (when stuck)")
+    q.add_argument("name", choices=EXERCISES, metavar="NAME", help=", ".join(EXERCISES))
+    q.set_defaults(func=cmd_exercises_solution)
     return parser
 
 
@@ -319,7 +391,7 @@ def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (CLIError, DownloadError, FileNotFoundError, ValueError) as err:
+    except (CLIError, DownloadError, FileNotFoundError, FileExistsError, ValueError, FloatingPointError) as err:
         print(f"tinycnn {args.command}: error: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

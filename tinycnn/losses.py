@@ -103,7 +103,8 @@ class SoftmaxCrossEntropy(Loss):
     def forward(self, logits, y, sample_weight=None) -> float:
         y = self.check_labels(y, logits.shape)
         w = self.check_sample_weight(sample_weight, logits.shape[0], logits.dtype)
-        loss, self._cache = ops.softmax_cross_entropy(logits, y, w)
+        args = (logits, y) if w is None else (logits, y, w)    # (an exercise's version takes two)
+        loss, self._cache = ops.softmax_cross_entropy(*args)
         return loss
 
     def probabilities(self, logits):

@@ -36,15 +36,26 @@ def set_teaching(on: bool = True) -> None:
 
 
 @contextmanager
-def teaching(on: bool = True):
+def teaching(on: bool = True, functions: dict | None = None):
     """``with tinycnn.teaching(): model.fit(...)`` — run everything on :mod:`tinycnn.functional`,
-    layer by layer, in one thread; the previous mode comes back afterwards."""
-    before = _teaching
+    layer by layer, in one thread; the previous mode comes back afterwards.
+
+    ``functions``: ``{"conv2d_forward": my_conv2d_forward, ...}`` — your own implementations of some
+    ops, used instead of :mod:`tinycnn.functional`'s while the block runs (how ``tinycnn exercises
+    train`` plugs a learner's backprop into a real training run). They must have the functional
+    signatures."""
+    global _TEACHING
+    unknown = sorted(set(functions or {}) - set(functional.__all__))
+    if unknown:
+        raise ValueError(f"teaching: unknown ops {unknown}; the ops are those of tinycnn.functional")
+    before, table = _teaching, _TEACHING
+    _TEACHING = {**table, **(functions or {})}
     set_teaching(on)
     try:
         yield
     finally:
         set_teaching(before)
+        _TEACHING = table
 
 
 def implementation(name: str):
