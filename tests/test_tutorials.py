@@ -12,7 +12,7 @@ run = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(run)
 
 NOTEBOOKS = run.notebooks()
-EXPECTED = 8
+EXPECTED = 9
 
 
 def _nbformat():

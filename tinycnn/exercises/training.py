@@ -11,6 +11,7 @@ fall back to tinycnn's, and the report says which ran the learner's code, and ho
 from __future__ import annotations
 
 import time
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -36,6 +37,7 @@ class TrainReport:
     calls: dict = field(default_factory=dict)    # your function -> how many times training called it
     fallback: dict = field(default_factory=dict)  # tinycnn's function used instead -> why
     seconds: dict = field(default_factory=dict)   # "yours" / "tinycnn" -> training time
+    history: dict = field(default_factory=dict)   # "yours" / "tinycnn" -> fit's history (loss per epoch, ...)
     check: CheckReport | None = None
 
     def __str__(self) -> str:
@@ -91,21 +93,18 @@ def train(path=".", epochs: int = 3, batch_size: int = 128, learning_rate: float
     x_train, y_train = to_float(dataset.train.images), dataset.train.labels[:, 0].astype(np.int64)
     x_test, y_test = to_float(dataset.test.images), dataset.test.labels
 
-    scores, seconds_taken = {}, {}
-    for who in ("yours", "tinycnn"):
+    scores, seconds_taken, history = {}, {}, {}
+    runs = {"yours": ("your functions (teaching mode)", ops.teaching(functions=functions)),
+            "tinycnn": ("tinycnn's kernels", nullcontext())}
+    for who, (title, mode) in runs.items():
         model = seed_model(dataset.info.n_classes, input_shape=x_train.shape[1:], seed=seed)
         model.compile(_optimizer(learning_rate), "sparse_categorical_crossentropy")
-        say(f"\nTraining on {'your functions (teaching mode)' if who == 'yours' else 'tinycnn' + chr(39) + 's kernels'}"
-            f": {len(x_train)} images (classes balanced by oversampling), {epochs} epochs, batch {batch_size}")
+        say(f"\nTraining on {title}: {len(x_train)} images (classes balanced by oversampling), "
+            f"{epochs} epochs, batch {batch_size}")
         start = time.perf_counter()
-        if who == "yours":
-            with ops.teaching(functions=functions):
-                model.fit(x_train, y_train, epochs=epochs, batch_size=batch_size, verbose=verbose,
-                          sampler="oversample")
-                probabilities = model.predict(x_test)
-        else:
-            model.fit(x_train, y_train, epochs=epochs, batch_size=batch_size, verbose=verbose,
-                          sampler="oversample")
+        with mode:
+            history[who] = model.fit(x_train, y_train, epochs=epochs, batch_size=batch_size, verbose=verbose,
+                                     sampler="oversample")
             probabilities = model.predict(x_test)
         seconds_taken[who] = time.perf_counter() - start
         if not np.all(np.isfinite(probabilities)):
@@ -114,7 +113,7 @@ def train(path=".", epochs: int = 3, batch_size: int = 128, learning_rate: float
         scores[who] = medmnist_scores(dataset.info.task, y_test, probabilities)
 
     result = TrainReport(dataset.info.python_class, epochs, scores["yours"], scores["tinycnn"], calls,
-                         fallback, seconds_taken, report)
+                         fallback, seconds_taken, history, report)
     say("\n" + str(result))
     return result
 
