@@ -167,8 +167,11 @@ def adam_update_cases():
         v = np.zeros_like(w) if fresh else np.abs(rng.standard_normal((3, 4))).astype(dtype) * 0.01
         return w, dw, m, v
 
-    return [Case("step 1 from zero moments, default arguments", (*arrays(fresh=True), 1)),
-            Case("step 1, learning rate 0.01", (*arrays(fresh=True), 1, 0.01)),
+    first = arrays(fresh=True)
+    w, dw, m, v = arrays(fresh=True)
+    return [Case("step 1 from zero moments, default arguments", (*first, 1)),
+            Case("step 1, learning rate 0.01, tiny gradients (sqrt(v) near ε: where ε goes matters)",
+                 (w, dw * 1e-5, m, v, 1, 0.01)),
             Case("step 7 with moments, other betas", (*arrays(), 7), {"learning_rate": 0.01, "beta_1": 0.8,
                                                                      "beta_2": 0.99}),
             Case("float32, step 3, epsilon 1e-3", (*arrays(np.float32), 3), {"epsilon": 1e-3})]

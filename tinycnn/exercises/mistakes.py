@@ -165,10 +165,11 @@ MISTAKES = {
                            "that padding never wins.", _maxpool_forward_zero_padding)],
     "maxpool2d_backward": [("overlapping windows not accumulated: when windows share a pixel, its gradient is the "
                             "*sum* over the windows that picked it (+=, not =).", _maxpool_backward_assigned)],
-    "softmax_cross_entropy": [("missing 1/N: the loss is the *mean* over the batch, so dlogits = (p − onehot) / N.",
-                               _softmax_ce_without_1_over_n),
-                              ("missing 1/N in the gradient: dlogits = (p − onehot) / N.",
-                               _softmax_ce_grad_without_1_over_n)],
+    # the gradient-only mistake first: both give the same dlogits, and only it has the right loss
+    "softmax_cross_entropy": [("missing 1/N in the gradient: dlogits = (p − onehot) / N.",
+                               _softmax_ce_grad_without_1_over_n),
+                              ("missing 1/N: the loss is the *mean* over the batch, so dlogits = (p − onehot) / N.",
+                               _softmax_ce_without_1_over_n)],
     "adam_update": [("Adam without bias correction: alpha = lr · sqrt(1 − β2^t) / (1 − β1^t), not lr.",
                      _adam_without_bias_correction),
                     ("ε inside the square root: Keras divides by sqrt(v) + ε.", _adam_epsilon_inside),
