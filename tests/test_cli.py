@@ -1,17 +1,21 @@
 """The command line end to end on the real PneumoniaMNIST: train, evaluate, predict, gradcheck."""
 
 import json
+import re
 import subprocess
 import sys
+import warnings
 
 import matplotlib.image
 import numpy as np
 import pytest
 
+import tinycnn as tc
 from tinycnn.cli import main
-from tinycnn.datasets import load
-from tinycnn.io import load_model
+from tinycnn.datasets import load, to_float
+from tinycnn.io import PreprocessingWarning, load_model
 from tinycnn.medmnist_job import preprocess
+from tinycnn.metrics import medmnist_scores
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -19,22 +23,24 @@ PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 @pytest.fixture(scope="module")
 def run_dir(medmnist_dir, tmp_path_factory):
     out = tmp_path_factory.mktemp("cli") / "run"
-    code = main(["train", "--epochs", "1", "--seed", "0", "--out", str(out), "--data", str(medmnist_dir)])
+    code = main(["train", "--epochs", "2", "--seed", "0", "--out", str(out), "--data", str(medmnist_dir)])
     assert code == 0
     return out
 
 
 @pytest.mark.slow
-def test_train_one_epoch_writes_the_run_folder(run_dir, capsys):
+def test_train_two_epochs_writes_the_run_folder(run_dir, capsys):
     expected = {"model.npz", "history.json", "metrics.json", "training_curves.png",
                 "confusion_matrix.png", "roc_curve.png"}
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    expected |= {f"pneumoniamnist_{split}_[AUC]{metrics[split]['auc']:.3f}_[ACC]{metrics[split]['acc']:.3f}"
+                 "@tinycnn-deeper-seed0.csv" for split in ("val", "test")}
     assert {p.name for p in run_dir.iterdir()} == expected
     for png in ("training_curves.png", "confusion_matrix.png", "roc_curve.png"):
         assert (run_dir / png).read_bytes()[:8] == PNG_SIGNATURE
     history = json.loads((run_dir / "history.json").read_text())
-    assert {"loss", "accuracy", "val_acc", "val_auc"} <= set(history) and len(history["loss"]) == 1
-    metrics = json.loads((run_dir / "metrics.json").read_text())
-    assert metrics["dataset"] == "pneumoniamnist" and metrics["best_epoch"] == 1
+    assert {"loss", "accuracy", "val_acc", "val_auc"} <= set(history) and len(history["loss"]) == 2
+    assert metrics["dataset"] == "pneumoniamnist" and metrics["best_epoch"] == int(np.argmax(history["val_auc"])) + 1
     assert 0.5 < metrics["test"]["auc"] <= 1.0 and 0.0 < metrics["test"]["acc"] <= 1.0
     assert "ResNet-18 (28)" in metrics["published"]
 
@@ -57,14 +63,76 @@ def test_predict_prints_label_names_and_the_model_probabilities(run_dir, medmnis
     assert main(["predict", str(run_dir / "model.npz"), str(png)]) == 0
     out = capsys.readouterr().out
     model = load_model(run_dir / "model.npz")
-    # the same preprocessing as training (the default recipe standardises with the training stats)
-    probs = model.predict(preprocess(image[None], model.metadata["preprocessing"]))[0]
-    assert model.metadata["preprocessing"].get("mean") is not None
+    # the default recipe standardises inside the model: its input is uint8 / 255, nothing more
+    assert isinstance(model.layers[0], tc.Normalization) and "mean" not in model.metadata["preprocessing"]
+    probs = model.predict(to_float(image[None]))[0]
+    np.testing.assert_array_equal(probs, model.predict(preprocess(image[None], model.metadata["preprocessing"]))[0])
     printed = dict(line.split() for line in out.splitlines()[1:] if not line.strip().startswith("->"))
     assert set(printed) == {"normal", "pneumonia"}
     assert float(printed["normal"]) == pytest.approx(probs[0], abs=6e-4)
     assert float(printed["pneumonia"]) == pytest.approx(probs[1], abs=6e-4)
     assert f"-> {['normal', 'pneumonia'][int(probs.argmax())]}" in out
+
+
+@pytest.mark.slow
+def test_the_saved_model_alone_reproduces_the_run_and_evaluate_agrees(run_dir, medmnist_dir, tmp_path, capsys):
+    """The main job's model is whole: load it, feed it uint8/255 float32 images (as the README's
+    30-second example prepares them), and the official metrics are metrics.json's, exactly; so are
+    `tinycnn evaluate`'s, and its MedMNIST evaluation files are the run folder's."""
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    with np.load(medmnist_dir / "pneumoniamnist.npz", allow_pickle=False) as d:
+        x_test = d["test_images"][..., None].astype(np.float32) / 255
+        y_test = d["test_labels"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        model = tc.load_model(run_dir / "model.npz")
+    scores = medmnist_scores("binary-class", y_test, model.predict(x_test))
+    assert scores["auc"] == metrics["test"]["auc"] and scores["acc"] == metrics["test"]["acc"]
+    assert scores["auc"] > 0.8                            # a trained model, not a coin toss
+
+    assert main(["evaluate", str(run_dir / "model.npz"), "--data", str(medmnist_dir), "--out", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    for split in ("val", "test"):
+        assert f"{split:5s} ACC {metrics[split]['acc']:.3f}   AUC {metrics[split]['auc']:.3f}" in out
+        (mine,) = tmp_path.glob(f"pneumoniamnist_{split}_*.csv")
+        (runs,) = run_dir.glob(f"pneumoniamnist_{split}_*.csv")
+        assert mine.name == runs.name and mine.read_bytes() == runs.read_bytes()
+    (test_file,) = tmp_path.glob("pneumoniamnist_test_*.csv")
+    name = re.fullmatch(r"pneumoniamnist_test_\[AUC\](\d\.\d{3})_\[ACC\](\d\.\d{3})@tinycnn-deeper-seed0\.csv",
+                        test_file.name)
+    assert name.groups() == (f"{scores['auc']:.3f}", f"{scores['acc']:.3f}")
+    rows = [line.split(",") for line in test_file.read_text().splitlines()]
+    assert [int(r[0]) for r in rows] == list(range(624))
+    from_file = np.array([[float(v) for v in r[1:]] for r in rows])
+    assert medmnist_scores("binary-class", y_test, from_file) == scores
+
+
+@pytest.mark.slow
+def test_an_old_style_model_file_still_evaluates_right_and_warns_from_python(medmnist_dir, tmp_path, capsys):
+    """A model file that keeps its standardisation in metadata["preprocessing"] (mean, std), written
+    here by hand: the CLI applies it; Python's load_model warns that the model expects standardised
+    inputs (fed uint8/255 alone, it scores worse)."""
+    data = load("pneumoniamnist", root=medmnist_dir)
+    x = to_float(data.train.images).astype(np.float64)
+    mean, std = np.float32(x.mean()), np.float32(x.std())
+    model = tc.zoo.seed_model(2, seed=0)
+    model.compile("adam", "sparse_categorical_crossentropy")
+    model.fit((x.astype(np.float32) - mean) / std, data.train.labels[:, 0], epochs=1, batch_size=128, verbose=0)
+    model.metadata = {"dataset": "pneumoniamnist", "task": "binary-class", "labels": ["normal", "pneumonia"],
+                      "preprocessing": {"scale": "uint8/255", "mean": [float(mean)], "std": [float(std)]}}
+    model.save(tmp_path / "old.npz")
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert main(["evaluate", str(tmp_path / "old.npz"), "--data", str(medmnist_dir)]) == 0
+    out = capsys.readouterr().out
+    x_test = to_float(data.test.images)
+    right = medmnist_scores("binary-class", data.test.labels, model.predict((x_test - mean) / std))
+    assert f"test  ACC {right['acc']:.3f}   AUC {right['auc']:.3f}" in out and right["auc"] > 0.85
+    with pytest.warns(PreprocessingWarning, match="expects standardised inputs"):
+        loaded = tc.load_model(tmp_path / "old.npz")
+    wrong = medmnist_scores("binary-class", data.test.labels, loaded.predict(x_test))
+    assert wrong != right
 
 
 def test_predict_refuses_a_wrong_size_image(tmp_path, capsys):

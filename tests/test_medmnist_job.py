@@ -1,13 +1,20 @@
 """The MedMNIST job (`tinycnn train`) on small files made here (real-data runs are in test_cli.py)."""
 
 import json
+import re
+import warnings
 
+import matplotlib.image
 import numpy as np
 import pytest
 
-from tinycnn.datasets import INFO
-from tinycnn.io import load_model
-from tinycnn.medmnist_job import DEFAULT_RECIPE, Recipe, preprocess, targets, train, with_overrides
+import tinycnn as tc
+from tinycnn.cli import main
+from tinycnn.datasets import INFO, to_float
+from tinycnn.io import PreprocessingWarning, load_model
+from tinycnn.medmnist_job import (DEFAULT_RECIPE, Recipe, move_standardization_into_model, preprocess, targets,
+                                  train, with_overrides, write_medmnist_results)
+from tinycnn.metrics import medmnist_scores
 
 
 def fake_medmnist(folder, name, n=(60, 20, 20), seed=0):
@@ -35,12 +42,194 @@ def test_pipeline_runs_for_multilabel_and_rgb_multiclass(tmp_path, name):
     assert result["best_epoch"] in (1, 2)
     for key in ("acc", "auc"):
         assert 0.0 <= result["test"][key] <= 1.0
-    assert {p.name for p in out.iterdir()} == {"model.npz", "history.json", "metrics.json",
-                                               "training_curves.png", "confusion_matrix.png", "roc_curve.png"}
+    results = {f"{name}_{split}_[AUC]{result[split]['auc']:.3f}_[ACC]{result[split]['acc']:.3f}"
+               "@tinycnn-deeper-seed0.csv" for split in ("val", "test")}
+    assert {p.name for p in out.iterdir()} == {"model.npz", "history.json", "metrics.json", "training_curves.png",
+                                               "confusion_matrix.png", "roc_curve.png", *results}
     model = load_model(out / "model.npz")
     assert model.metadata["task"] == INFO[name].task
     assert model.output_shape == (len(INFO[name].labels),)
     assert json.loads((out / "metrics.json").read_text())["test"] == result["test"]
+
+
+def test_the_saved_model_is_whole_it_takes_uint8_over_255(tmp_path):
+    """The standardisation is the model's first layer, adapted on the training images: the saved
+    model alone, on to_float(images), gives the run's test scores exactly."""
+    fake_medmnist(tmp_path, "dermamnist", n=(60, 20, 21))             # RGB: one mean per channel
+    out = tmp_path / "run"
+    result = train("dermamnist", Recipe(epochs=2, batch_size=16), seed=0, out=out, root=tmp_path, verbose=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")                                  # no warning for a whole model
+        model = tc.load_model(out / "model.npz")
+    first = model.layers[0]
+    assert isinstance(first, tc.Normalization) and first.axis == -1
+    with np.load(tmp_path / "dermamnist.npz") as d:
+        train_images, test_images, test_labels = d["train_images"], d["test_images"], d["test_labels"]
+    pixels = train_images.reshape(-1, 3) / 255.0                        # float64, per channel
+    np.testing.assert_allclose(first.state["mean"], pixels.mean(axis=0), rtol=1e-6)
+    np.testing.assert_allclose(first.state["variance"], pixels.var(axis=0), rtol=1e-6)
+    assert model.metadata["preprocessing"] == {"scale": "uint8/255", "normalization_layer": first.name}
+    x_test = test_images.astype(np.float32) / 255                       # as the README prepares images
+    assert medmnist_scores("multi-class", test_labels, model.predict(x_test)) == result["test"]
+
+
+def test_without_normalize_the_model_has_no_normalization_layer(tmp_path):
+    fake_medmnist(tmp_path, "breastmnist")
+    result = train("breastmnist", Recipe(epochs=1, batch_size=16, normalize=False), seed=0, out=tmp_path / "r",
+                   root=tmp_path, verbose=0)
+    model = load_model(tmp_path / "r" / "model.npz")
+    assert not any(isinstance(layer, tc.Normalization) for layer in model.layers)
+    with np.load(tmp_path / "breastmnist.npz") as d:
+        x_test, labels = d["test_images"][..., None].astype(np.float32) / 255, d["test_labels"]
+    assert medmnist_scores("binary-class", labels, model.predict(x_test)) == result["test"]
+
+
+# -- MedMNIST's standard evaluation files, read back by the specification --------------------------
+#: {flag}_{split}_[AUC]{auc:.3f}_[ACC]{acc:.3f}@{run}.csv (official medmnist/evaluator.py)
+RESULT_NAME = re.compile(r"(?P<flag>[a-z]+mnist)_(?P<split>train|val|test)_\[AUC\](?P<auc>\d\.\d{3})"
+                         r"_\[ACC\](?P<acc>\d\.\d{3})@(?P<run>[^@.]+)\.csv")
+
+
+def read_result_file(path):
+    """The file name's fields and the scores, read by the format alone: each line
+    ``index,score_0,score_1,...``, no header, indices 0, 1, 2, ... in order."""
+    fields = RESULT_NAME.fullmatch(path.name).groupdict()
+    rows = [line.split(",") for line in path.read_text().splitlines()]
+    assert [int(row[0]) for row in rows] == list(range(len(rows)))
+    # how the official reader takes the name apart: flag and split before the first two "_",
+    # the run between the last "@" and the next "."
+    flag, split, *_ = path.name.split("_")
+    assert (flag, split) == (fields["flag"], fields["split"])
+    assert path.name.split("@")[-1].split(".")[0] == fields["run"]
+    return fields, np.array([[float(v) for v in row[1:]] for row in rows])
+
+
+@pytest.mark.parametrize("flag, classes", [("pneumoniamnist", 2), ("dermamnist", 7), ("chestmnist", 14)])
+def test_result_files_follow_the_official_format_and_their_names_hold_their_metrics(tmp_path, flag, classes):
+    rng = np.random.default_rng(classes)
+    n = 50
+    task = INFO[flag].task
+    if task.startswith("multi-label"):
+        labels = rng.integers(0, 2, (n, classes))
+        labels[0], labels[1] = 0, 1
+    else:
+        labels = (np.arange(n) % classes)[:, None]
+    logits = rng.standard_normal((n, classes)) + 2 * (labels == np.arange(classes)) if classes > 2 and not \
+        task.startswith("multi-label") else rng.standard_normal((n, classes)) + labels
+    y_score = (1 / (1 + np.exp(-logits))).astype(np.float32)
+    y_score[3, 0] = 1e-8                                               # a tiny score: written 1e-08, read back
+    path = write_medmnist_results(tmp_path, flag, "test", labels, y_score, "tinycnn-seed-7")
+    assert [p.name for p in tmp_path.iterdir()] == [path.name]       # no temporary file left behind
+    fields, scores = read_result_file(path)
+    assert (fields["flag"], fields["split"], fields["run"]) == (flag, "test", "tinycnn-seed-7")
+    np.testing.assert_array_equal(scores.astype(np.float32), y_score)  # every score, exactly
+    recomputed = medmnist_scores(task, labels, scores)
+    assert f"{recomputed['auc']:.3f}" == fields["auc"] and f"{recomputed['acc']:.3f}" == fields["acc"]
+    assert recomputed == medmnist_scores(task, labels, y_score)       # the same numbers, not just rounded alike
+
+
+@pytest.mark.parametrize("args, match", [
+    (("mnist", "test", "run1"), "unknown flag 'mnist'"),
+    (("breastmnist", "validation", "run1"), "split must be 'train', 'val' or 'test'"),
+    (("breastmnist", "test", "run.1"), "run must be a non-empty name"),
+    (("breastmnist", "test", ""), "run must be a non-empty name"),
+])
+def test_result_file_arguments_are_checked(tmp_path, args, match):
+    flag, split, run = args
+    with pytest.raises(ValueError, match=match):
+        write_medmnist_results(tmp_path, flag, split, np.array([[0], [1]]), np.array([[0.9, 0.1], [0.2, 0.8]]), run)
+    with pytest.raises(ValueError, match=r"y_score must be float scores of shape \(N, classes\)"):
+        write_medmnist_results(tmp_path, "breastmnist", "test", np.array([[0], [1]]), np.array([0.1, 0.8]), "r")
+
+
+def test_evaluate_out_writes_the_same_files_as_the_run(tmp_path, capsys):
+    fake_medmnist(tmp_path, "breastmnist", n=(60, 20, 20))
+    run = tmp_path / "run"
+    train("breastmnist", Recipe(epochs=1, batch_size=16), seed=3, out=run, root=tmp_path, verbose=0)
+    written = sorted(run.glob("*.csv"))
+    assert [p.name.split("_")[1] for p in written] == ["test", "val"]
+    assert main(["evaluate", str(run / "model.npz"), "--data", str(tmp_path), "--out", str(tmp_path / "eval")]) == 0
+    again = sorted((tmp_path / "eval").glob("*.csv"))
+    assert [p.name for p in again] == [p.name for p in written]
+    assert [p.read_text() for p in again] == [p.read_text() for p in written]
+    assert main(["evaluate", str(run / "model.npz"), "--data", str(tmp_path), "--out", str(tmp_path / "e2"),
+                 "--run", "mine"]) == 0
+    assert all(p.name.endswith("@mine.csv") for p in (tmp_path / "e2").iterdir())
+
+
+# -- model files that keep the standardisation outside the model -----------------------------------
+def old_style_model_file(folder, name="breastmnist"):
+    """A model file as it looks when the standardisation lives in its metadata, not in the model:
+    a bare zoo model trained on standardised images, with the mean and std to apply first."""
+    with np.load(folder / f"{name}.npz") as d:
+        x, labels = d["train_images"][..., None].astype(np.float64) / 255, d["train_labels"][:, 0]
+    mean, std = np.float32(x.mean()), np.float32(x.std())
+    model = tc.zoo.seed_model(2, seed=0)
+    model.compile("adam", "sparse_categorical_crossentropy")
+    model.fit(((x.astype(np.float32) - mean) / std), labels, epochs=2, batch_size=16, verbose=0)
+    model.metadata = {"dataset": name, "task": INFO[name].task, "labels": list(INFO[name].labels),
+                      "preprocessing": {"scale": "uint8/255", "mean": [float(mean)], "std": [float(std)]}}
+    model.save(folder / "old.npz")
+    return folder / "old.npz", mean, std
+
+
+def test_old_model_files_warn_from_python_and_are_still_evaluated_right_by_the_cli(tmp_path, capsys):
+    fake_medmnist(tmp_path, "breastmnist", n=(80, 30, 30))
+    path, mean, std = old_style_model_file(tmp_path)
+    with pytest.warns(PreprocessingWarning, match=r"expects standardised inputs.*"
+                                                  r"move_standardization_into_model") as record:
+        model = tc.load_model(path)
+    assert issubclass(record[0].category, UserWarning)
+    with np.load(tmp_path / "breastmnist.npz") as d:
+        test_images, test_labels = d["test_images"], d["test_labels"]
+    right = model.predict((test_images[..., None].astype(np.float32) / 255 - mean) / std)
+    wrong = model.predict(test_images[..., None].astype(np.float32) / 255)
+    assert not np.allclose(right, wrong)
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")                                  # the CLI applies it: no warning
+        assert main(["evaluate", str(path), "--data", str(tmp_path), "--out", str(tmp_path / "eval")]) == 0
+        png = tmp_path / "img.png"
+        matplotlib.image.imsave(png, np.repeat(test_images[0][:, :, None], 3, axis=2))
+        assert main(["predict", str(path), str(png)]) == 0
+    out = capsys.readouterr().out
+    expected = medmnist_scores("binary-class", test_labels, right)
+    assert f"test  ACC {expected['acc']:.3f}   AUC {expected['auc']:.3f}" in out
+    (test_file,) = (tmp_path / "eval").glob("breastmnist_test_*.csv")
+    np.testing.assert_array_equal(read_result_file(test_file)[1].astype(np.float32), right)
+    labels = INFO["breastmnist"].labels
+    printed = dict(line.strip().rsplit(None, 1) for line in out.splitlines() if line.strip().startswith(labels))
+    assert float(printed[labels[1]]) == pytest.approx(right[0, 1], abs=6e-4)      # printed with 3 decimals
+    assert float(printed[labels[0]]) == pytest.approx(right[0, 0], abs=6e-4)
+
+
+def test_an_old_model_file_converts_into_a_whole_model(tmp_path):
+    fake_medmnist(tmp_path, "breastmnist", n=(80, 30, 30))
+    path, mean, std = old_style_model_file(tmp_path)
+    with pytest.warns(PreprocessingWarning):
+        old = tc.load_model(path)
+    whole = move_standardization_into_model(old)
+    assert isinstance(whole.layers[0], tc.Normalization) and len(whole.layers) == len(old.layers) + 1
+    assert whole.metadata["preprocessing"] == {"scale": "uint8/255", "normalization_layer": "normalization"}
+    assert old.metadata["preprocessing"]["mean"] == [float(mean)]      # the original is left as it was
+    with np.load(tmp_path / "breastmnist.npz") as d:
+        images = d["test_images"]
+    expected = old.predict(preprocess(images, old.metadata["preprocessing"]))
+    np.testing.assert_array_equal(whole.predict(to_float(images)), expected)     # the same numbers, exactly
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        reloaded = tc.load_model(whole.save(tmp_path / "whole.npz"))
+    np.testing.assert_array_equal(reloaded.predict(to_float(images)), expected)
+    with pytest.raises(ValueError, match="has no mean and std"):
+        move_standardization_into_model(whole)
+
+
+def test_a_float32_std_survives_the_variance_round_trip():
+    """Normalization divides by sqrt(variance); given variance = float32(std²), that is std again,
+    exactly, for any float32 std — which the conversion of old model files relies on."""
+    std = np.random.default_rng(0).uniform(1e-3, 10, 200_000).astype(np.float32)
+    variance = np.square(std.astype(np.float64)).astype(np.float32)
+    np.testing.assert_array_equal(np.sqrt(variance), std)
 
 
 def test_best_validation_auc_weights_are_the_ones_kept(tmp_path):

@@ -8,7 +8,8 @@ __version__ = "0.1.0"
 from . import datasets, functional, gradcheck, initializers, layers, losses, metrics, optimizers, reference, zoo  # noqa: E402
 from .layers import (  # noqa: E402
     AveragePooling2D, AvgPool2D, BatchNormalization, Conv2D, Dense, Dropout, Flatten,
-    GlobalAveragePooling2D, Layer, LeakyReLU, MaxPool2D, MaxPooling2D, ReLU, Sigmoid, Softmax, Tanh,
+    GlobalAveragePooling2D, Layer, LeakyReLU, MaxPool2D, MaxPooling2D, Normalization, ReLU, Rescaling, Sigmoid,
+    Softmax, Tanh,
 )
 from .losses import SigmoidBinaryCrossEntropy, SoftmaxCrossEntropy  # noqa: E402
 from .model import Sequential, load_model  # noqa: E402
@@ -22,7 +23,7 @@ from .trace import trace_step  # noqa: E402
 __all__ = [
     "Sequential", "load_model", "NonFiniteError", "CallOrderError", "Layer", "Conv2D", "MaxPool2D", "MaxPooling2D", "AveragePooling2D",
     "AvgPool2D", "GlobalAveragePooling2D", "Dense", "Dropout", "BatchNormalization", "ReLU",
-    "LeakyReLU", "Tanh", "Softmax", "Sigmoid", "Flatten", "SoftmaxCrossEntropy", "SigmoidBinaryCrossEntropy", "SGD", "Adam",
+    "LeakyReLU", "Tanh", "Softmax", "Sigmoid", "Flatten", "Rescaling", "Normalization", "SoftmaxCrossEntropy", "SigmoidBinaryCrossEntropy", "SGD", "Adam",
     "layers", "losses", "optimizers", "initializers", "gradcheck", "reference", "zoo", "datasets",
     "metrics", "profile", "trace", "trace_step", "functional", "teaching", "set_teaching", "is_teaching",
 ]

@@ -149,35 +149,44 @@ def cmd_train(args) -> int:
 
 
 def cmd_evaluate(args) -> int:
+    import re
+    from pathlib import Path
+
     from . import published
     from .datasets import load
-    from .io import load_model
-    from .medmnist_job import preprocess, score
+    from .medmnist_job import preprocess, run_name, score, write_medmnist_results
 
-    model = load_model(args.model)
+    model = _load_model(args.model)
     meta = model.metadata
     dataset = args.dataset or meta.get("dataset")
     if dataset is None:
         raise CLIError("the model file does not say which dataset it was trained on; pass --dataset NAME")
     data = load(dataset, root=args.data)
     _check_compatible(model, data.info)
-    preprocessing = meta.get("preprocessing") or {}
+    preprocessing = meta.get("preprocessing") or {}   # uint8/255 (and a mean/std if kept outside the model)
+    run = args.run
+    if run is None:                 # a tinycnn train model: the run name its run folder's files have
+        recipe = meta.get("recipe") if isinstance(meta.get("recipe"), dict) else {}
+        run = run_name(recipe["model"], meta["seed"]) if "model" in recipe and "seed" in meta \
+            else re.sub(r"[^A-Za-z0-9_-]", "-", Path(args.model).stem) or "model"
     print(f"{args.model}: {data.info.python_class}, {data.info.task}")
     results = {}
     for split in ("val", "test"):
         part = getattr(data, split)
-        results[split], _ = score(model, preprocess(part.images, preprocessing), part.labels, data.info.task)
+        results[split], y_score = score(model, preprocess(part.images, preprocessing), part.labels, data.info.task)
         print(f"  {split:5s} ACC {results[split]['acc']:.3f}   AUC {results[split]['auc']:.3f}   ({len(part.images)} images)")
+        if args.out is not None:
+            path = write_medmnist_results(args.out, data.info.name, split, part.labels, y_score, run)
+            print(f"        wrote {path}")
     print()
     print(published.comparison_table(data.info.name, results["test"], ours_label="this model"))
     return 0
 
 
 def cmd_predict(args) -> int:
-    from .io import load_model
     from .medmnist_job import preprocess
 
-    model = load_model(args.model)
+    model = _load_model(args.model)
     meta = model.metadata
     labels = meta.get("labels") or [f"class {i}" for i in range(model.output_shape[-1])]
     images = np.stack([read_image(path, model.input_shape) for path in args.images])
@@ -190,6 +199,18 @@ def cmd_predict(args) -> int:
         if not multilabel:
             print(f"  -> {labels[int(np.argmax(probs))]}")
     return 0
+
+
+def _load_model(path):
+    """``tinycnn.load_model``, without the warning about a standardisation kept outside the model:
+    evaluate and predict apply it themselves (``preprocess`` with the model's metadata)."""
+    import warnings
+
+    from .io import PreprocessingWarning, load_model
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", PreprocessingWarning)
+        return load_model(path)
 
 
 def cmd_exercises_start(args) -> int:
@@ -300,6 +321,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("model", help="a model file written by tinycnn train (model.npz)")
     p.add_argument("--dataset", default=None, choices=sorted(INFO), help="default: the dataset it was trained on")
     p.add_argument("--data", default=None, help="folder with the MedMNIST .npz files")
+    p.add_argument("--out", default=None, metavar="DIR",
+                   help="also write MedMNIST's standard evaluation files of the val and test scores into DIR: "
+                        "{flag}_{split}_[AUC]{auc:.3f}_[ACC]{acc:.3f}@{run}.csv")
+    p.add_argument("--run", default=None,
+                   help="the run name in those files (default: tinycnn-<model>-seed<seed> of a tinycnn train model)")
     p.set_defaults(func=cmd_evaluate)
 
     p = sub.add_parser("predict", help="class probabilities of image files (28×28 PNG)")

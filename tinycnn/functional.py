@@ -33,6 +33,7 @@ __all__ = [
     "softmax_cross_entropy", "sigmoid_binary_cross_entropy",
     "sgd_update", "adam_update", "adamw_update",
     "softmax", "sigmoid", "all_finite",
+    "rescaling_forward", "rescaling_backward", "normalization_forward", "normalization_backward",
 ]
 
 
@@ -348,3 +349,38 @@ def adamw_update(w, dw, m, v, t, learning_rate=1e-3, weight_decay=0.004, beta_1=
 def all_finite(a) -> bool:
     """True when no element of ``a`` is NaN or ±inf."""
     return bool(np.isfinite(a).all())
+
+
+# -- Preprocessing inside the model: Rescaling and Normalization (Keras's formulas) ---------------
+def rescaling_forward(x, scale, offset=0.0):
+    """``y = x · scale + offset``, e.g. ``scale = 1/255`` maps pixel values 0..255 to [0, 1].
+
+    ``scale`` and ``offset`` are numbers, or arrays that broadcast against ``x`` (one per channel:
+    shape ``(C,)``), in ``x``'s dtype."""
+    return x * scale + offset, scale
+
+
+def rescaling_backward(dy, cache):
+    """``dx = dy · scale``: the slope of the affine map."""
+    scale = cache
+    return dy * scale
+
+
+def normalization_forward(x, mean, variance, epsilon=1e-7):
+    """Standardise with fixed statistics, as Keras's ``Normalization`` does::
+
+        y = (x − mean) / max(sqrt(variance), ε)          ε = 1e-7 (Keras's backend epsilon)
+
+    ``mean`` and ``variance`` broadcast against ``x`` (one per channel: shape ``(C,)``). They are
+    constants — measured once on training data, never learned — so the op is a fixed affine map.
+    ε only guards a zero variance (a constant feature): the denominator is the larger of the
+    standard deviation and ε, not ``sqrt(variance + ε)`` as in batch normalisation.
+    """
+    std = np.maximum(np.sqrt(variance), epsilon)
+    return (x - mean) / std, std
+
+
+def normalization_backward(dy, cache):
+    """``dx = dy / max(sqrt(variance), ε)``; mean and variance are constants, so they get no gradient."""
+    std = cache
+    return dy / std

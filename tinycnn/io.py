@@ -26,6 +26,7 @@ import io
 import json
 import os
 import tempfile
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -39,7 +40,8 @@ HEADER = "__tinycnn__"
 
 LAYER_CLASSES = {name: getattr(layers_mod, name) for name in
                  ("Conv2D", "MaxPool2D", "AveragePooling2D", "GlobalAveragePooling2D", "Dense", "Dropout",
-                  "BatchNormalization", "ReLU", "LeakyReLU", "Tanh", "Softmax", "Sigmoid", "Flatten")}
+                  "BatchNormalization", "ReLU", "LeakyReLU", "Tanh", "Softmax", "Sigmoid", "Flatten",
+                  "Rescaling", "Normalization")}
 LOSS_CLASSES = {"SoftmaxCrossEntropy": losses_mod.SoftmaxCrossEntropy,
                 "SigmoidBinaryCrossEntropy": losses_mod.SigmoidBinaryCrossEntropy}
 OPTIMIZER_CLASSES = {"SGD": optimizers_mod.SGD, "Adam": optimizers_mod.Adam, "AdamW": optimizers_mod.AdamW}
@@ -52,6 +54,10 @@ MODEL_CLASSES: dict = {}
 
 class ModelFileError(ValueError):
     """A model file that cannot be loaded: not a tinycnn model, damaged, or inconsistent."""
+
+
+class PreprocessingWarning(UserWarning):
+    """A loaded model expects inputs prepared in a way it does not do itself (see :func:`load_model`)."""
 
 
 def atomic_write(path, write) -> Path:
@@ -126,10 +132,26 @@ def save_model(model, path, include_optimizer: bool = True, training_state: dict
 
 def load_model(path):
     """Read a model written by :func:`save_model`. Raises :class:`ModelFileError` (a ValueError)
-    naming the file and the problem for anything that is not a valid tinycnn model file."""
+    naming the file and the problem for anything that is not a valid tinycnn model file.
+
+    A model file whose ``metadata["preprocessing"]`` holds a ``mean`` and ``std`` keeps its input
+    standardisation outside the model (``tinycnn train`` puts it inside, as a first
+    ``Normalization`` layer): it loads with a :class:`PreprocessingWarning` that says how to
+    prepare its inputs, or how to convert it."""
     doc, arrays, path = _read(path)
     _callback_arrays(doc, arrays, path)             # (checked, then set aside: a model has no use for them)
-    return _rebuild(doc, arrays, path)
+    model = _rebuild(doc, arrays, path)
+    preprocessing = model.metadata.get("preprocessing")
+    if isinstance(preprocessing, dict) and preprocessing.get("mean") is not None:
+        warnings.warn(
+            f"{path}: this model expects standardised inputs, x = (uint8 images / 255 - mean) / std with "
+            f"mean={preprocessing['mean']} and std={preprocessing.get('std')} (model.metadata['preprocessing']); "
+            "the standardisation is not part of the model, so predict(images / 255) alone gives wrong "
+            "answers. Prepare inputs with tinycnn.medmnist_job.preprocess(uint8_images, "
+            "model.metadata['preprocessing']), or convert the model once with "
+            "model = tinycnn.medmnist_job.move_standardization_into_model(model) and model.save(...): "
+            "it then takes images / 255 itself.", PreprocessingWarning, stacklevel=3)
+    return model
 
 
 def load_training_state(model, path) -> dict:

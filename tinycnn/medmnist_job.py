@@ -13,12 +13,46 @@ and report that model's ACC and AUC on ``test``.
     result["test"]                                    # {"acc": ..., "auc": ...}
 
 A run folder holds ``model.npz``, ``history.json``, ``metrics.json``, ``training_curves.png``,
-``confusion_matrix.png`` and ``roc_curve.png``.
+``confusion_matrix.png``, ``roc_curve.png``, and MedMNIST's standard evaluation files of the
+validation and test scores (below).
+
+**The model is whole.** It takes the images as ``uint8 / 255`` in float32, NHWC
+(:func:`tinycnn.datasets.to_float`), nothing more: when the recipe standardises (``normalize``,
+the default), the model's first layer is a :class:`tinycnn.Normalization` adapted on the training
+images, so the saved model reproduces the run's numbers on its own::
+
+    model = tinycnn.load_model("runs/.../model.npz")
+    y_score = model.predict(to_float(data.test.images))      # the scores behind metrics.json's test ACC/AUC
+
+(A model file that keeps the standardisation in ``metadata["preprocessing"]`` instead — a
+``mean`` and ``std`` to apply first — is still read and evaluated correctly by ``tinycnn
+evaluate`` and ``tinycnn predict``; :func:`preprocess` prepares its inputs, and
+:func:`move_standardization_into_model` turns it into a whole model.)
+
+**MedMNIST's standard evaluation files** — the format of the official ``medmnist`` package
+(``medmnist/evaluator.py``: ``Evaluator.evaluate(y_score, save_folder, run)`` writes them,
+``Evaluator.parse_and_evaluate(path)`` reads one and checks its metrics), written by
+:func:`write_medmnist_results` for ``tinycnn train`` and ``tinycnn evaluate --out DIR``::
+
+    {flag}_{split}_[AUC]{auc:.3f}_[ACC]{acc:.3f}@{run}.csv
+    e.g. pneumoniamnist_test_[AUC]0.962_[ACC]0.886@tinycnn-deeper-seed0.csv
+
+    0,0.0123,0.9877          one line per image of the split, in the dataset's order, no header:
+    1,0.85120004,0.14879997  the image's index, then its score for each class (or label)
+
+``flag`` is the dataset's name (``pneumoniamnist``; 28×28 images have no size suffix), ``split``
+is ``val`` or ``test``, AUC and ACC are the official metrics of these very scores, rounded to three
+decimals, and ``run`` names the run (``tinycnn train``: ``tinycnn-<model>-seed<seed>``; letters,
+digits, ``-`` and ``_``, since the official reader takes what follows the last ``@`` up to the
+first ``.``). Each score is the shortest decimal that reads back as exactly the same number in
+the scores' precision (float32), so the metrics recomputed from a file are the ones in its name.
 """
 
 from __future__ import annotations
 
+import copy
 import json
+import re
 import time
 from dataclasses import asdict, dataclass, replace
 from datetime import datetime
@@ -29,6 +63,7 @@ import numpy as np
 from . import metrics
 from .datasets import load, random_shift, standardize, to_float
 from .io import atomic_write_text
+from .layers import Normalization, Rescaling
 from .callbacks import EarlyStopping, LearningRateScheduler, cosine_decay, step_decay
 from .model import Sequential
 from .optimizers import Adam, AdamW
@@ -44,7 +79,7 @@ class Recipe:
     batch_size: int = 32
     learning_rate: float = 0.001
     shift: int = 2                  # augmentation: random shifts of up to this many pixels (0: off)
-    normalize: bool = True          # standardise with the training set's per-channel mean and std
+    normalize: bool = True          # first layer: Normalization adapted on the training images (per channel)
     dropout: float = 0.0            # Dropout rate before the classifier (0: none)
     weight_decay: float = 0.0       # decoupled weight decay: AdamW instead of Adam when > 0
     class_weight: str | None = None  # "balanced": weight each class's loss by N / (classes · count)
@@ -101,7 +136,10 @@ DEFAULT_RECIPE = Recipe()
 
 
 def preprocess(images: np.ndarray, preprocessing: dict) -> np.ndarray:
-    """uint8 images -> the float32 NHWC input a model was trained on (its saved preprocessing)."""
+    """uint8 images -> the float32 NHWC input of a model with this ``metadata["preprocessing"]``:
+    ``uint8 / 255``, then — only for a model file that keeps its standardisation outside the
+    model (a ``mean`` and ``std`` in the dict) — ``(x − mean) / std``. A model written by
+    ``tinycnn train`` standardises inside (its first layer), so for it this is ``to_float``."""
     x = to_float(images)
     if preprocessing.get("mean") is not None:
         x, _, _ = standardize(x, np.asarray(preprocessing["mean"], np.float32),
@@ -115,6 +153,8 @@ def targets(labels: np.ndarray, task: str) -> np.ndarray:
 
 
 def build_model(recipe: Recipe, info, seed) -> Sequential:
+    """The recipe's zoo network for ``info``'s task, initialised from ``seed`` and compiled (no
+    preprocessing layer: :func:`train` puts the adapted ``Normalization`` in front of it)."""
     multilabel = info.task.startswith("multi-label")
     model = MODELS[recipe.model](info.n_classes, input_shape=(28, 28, info.n_channels), seed=seed,
                                  output_activation="sigmoid" if multilabel else "softmax", dropout=recipe.dropout)
@@ -122,6 +162,52 @@ def build_model(recipe: Recipe, info, seed) -> Sequential:
         else Adam(recipe.learning_rate)
     model.compile(optimizer, "binary_crossentropy" if multilabel else "sparse_categorical_crossentropy")
     return model
+
+
+def with_first_layers(model: Sequential, first_layers: list) -> Sequential:
+    """A new model: ``first_layers`` (preprocessing layers, ready to run), then copies of
+    ``model``'s layers with its weights, its seed's random streams, its compile settings, its
+    optimizer's state and its metadata. ``model`` itself is left as it was."""
+    for layer in first_layers:
+        if not isinstance(layer, (Rescaling, Normalization)):
+            raise TypeError(f"with_first_layers: {layer.label} is not a preprocessing layer (Rescaling, Normalization)")
+    copies = [type(layer)(**layer.get_config()) for layer in model.layers]
+    new = Sequential([*first_layers, *copies], input_shape=model.input_shape, seed=model.seed,
+                     dtype=model.dtype, name=model.name)
+    for twin, layer in zip(copies, model.layers):
+        for key in twin.params:
+            twin.params[key][...] = layer.params[key]
+        for key in twin.state:
+            twin.state[key][...] = layer.state[key]
+    if model.optimizer is not None and model.loss is not None:
+        new.compile(type(model.optimizer)(**model.optimizer.get_config()), type(model.loss)(**model.loss.get_config()))
+        if model.optimizer.slots is not None:     # the same trainable arrays in the same order: the same slots
+            new.optimizer.slots = copy.deepcopy(model.optimizer.slots)
+        new.optimizer.iterations = model.optimizer.iterations
+    new.metadata = copy.deepcopy(model.metadata)
+    return new
+
+
+def move_standardization_into_model(model: Sequential) -> Sequential:
+    """A model file that keeps its standardisation outside (``metadata["preprocessing"]`` with a
+    ``mean`` and ``std``, applied by :func:`preprocess`) made whole: the same model behind a
+    first ``Normalization(mean=mean, variance=std²)``, taking ``uint8 / 255`` images itself, with
+    the ``mean``/``std`` taken out of its metadata. Save it to keep it::
+
+        model = move_standardization_into_model(tinycnn.load_model("old/model.npz"))
+        model.save("old/model-whole.npz")
+
+    ``max(sqrt(std²), 1e-7)`` is ``std`` again in float32, so the predictions are the same numbers."""
+    preprocessing = dict(model.metadata.get("preprocessing") or {})
+    if preprocessing.get("mean") is None:
+        raise ValueError("move_standardization_into_model: the model's metadata['preprocessing'] has no mean and "
+                         "std; it takes uint8 / 255 images already (or standardises inside)")
+    mean = np.asarray(preprocessing.pop("mean"), np.float32)
+    std = np.asarray(preprocessing.pop("std"), np.float32)
+    normalization = Normalization(mean=mean, variance=np.square(std.astype(np.float64)).astype(np.float32))
+    whole = with_first_layers(model, [normalization])
+    whole.metadata["preprocessing"] = {**preprocessing, "normalization_layer": whole.layers[0].name}
+    return whole
 
 
 def score(model: Sequential, x, labels, task) -> tuple[dict, np.ndarray]:
@@ -138,20 +224,24 @@ def train(dataset: str = "pneumoniamnist", recipe: Recipe = DEFAULT_RECIPE, seed
     started = time.perf_counter()
     data = load(dataset, root=root)
     info = data.info
-    x_train = to_float(data.train.images)
-    preprocessing: dict = {"scale": "uint8/255"}
-    if recipe.normalize:
-        x_train, mean, std = standardize(x_train)
-        preprocessing.update(mean=mean.tolist(), std=std.tolist())
-    x_val = preprocess(data.val.images, preprocessing)
-    x_test = preprocess(data.test.images, preprocessing)
+    x_train, x_val, x_test = (to_float(part.images) for part in (data.train, data.val, data.test))
     y_train = targets(data.train.labels, info.task)
 
     model = build_model(recipe, info, seed)
+    # With normalize, the model that is scored and saved is Normalization (adapted on the training
+    # images) → the network. That layer has nothing to learn, so the network trains on the images
+    # standardised once, up front (no backprop into the images at every step); a random shift fills
+    # the border it uncovers with 0, the training images' mean.
+    normalization = None
+    x_train_in, x_val_in = x_train, x_val
+    if recipe.normalize:
+        normalization = Normalization()
+        normalization.adapt(x_train)
+        x_train_in, x_val_in = (normalization.forward(x, training=False) for x in (x_train, x_val))
     best = {"auc": -np.inf, "epoch": 0, "weights": None}
 
     def keep_best_by_val_auc(model, epoch, logs):
-        scores, _ = score(model, x_val, data.val.labels, info.task)
+        scores, _ = score(model, x_val_in, data.val.labels, info.task)
         logs["val_acc"], logs["val_auc"] = scores["acc"], scores["auc"]
         if scores["auc"] > best["auc"]:
             best.update(auc=scores["auc"], epoch=epoch, weights=model.get_weights())
@@ -164,7 +254,7 @@ def train(dataset: str = "pneumoniamnist", recipe: Recipe = DEFAULT_RECIPE, seed
               f"{len(x_train)} training images) for {recipe.epochs} epochs, seed {seed}")
     if recipe.class_weight and info.task.startswith("multi-label"):
         raise ValueError("class_weight='balanced' applies to single-label tasks, not to multi-label ones")
-    history = model.fit(x_train, y_train, epochs=recipe.epochs, batch_size=recipe.batch_size,
+    history = model.fit(x_train_in, y_train, epochs=recipe.epochs, batch_size=recipe.batch_size,
                         verbose=1 if verbose else 0, callbacks=[keep_best_by_val_auc, *recipe.callbacks()],
                         augment=augment, class_weight=recipe.class_weight, sampler=recipe.sampler(info.task))
     if best["weights"] is None:                  # Ctrl-C before the first epoch ended
@@ -172,7 +262,11 @@ def train(dataset: str = "pneumoniamnist", recipe: Recipe = DEFAULT_RECIPE, seed
     if model.stop_reason and verbose:
         print(f"{model.stop_reason}: evaluating the best of the {len(history['loss'])} completed epochs")
     model.set_weights(best["weights"])
-    val_scores, _ = score(model, x_val, data.val.labels, info.task)
+    preprocessing: dict = {"scale": "uint8/255"}
+    if normalization is not None:                # the whole model: it takes uint8 / 255 images
+        model = with_first_layers(model, [normalization])
+        preprocessing["normalization_layer"] = normalization.name
+    val_scores, val_score_array = score(model, x_val, data.val.labels, info.task)
     test_scores, test_score_array = score(model, x_test, data.test.labels, info.task)
     seconds = time.perf_counter() - started
 
@@ -192,6 +286,9 @@ def train(dataset: str = "pneumoniamnist", recipe: Recipe = DEFAULT_RECIPE, seed
     if write:
         run_dir = _run_dir(out, info.name, recipe.model, seed)
         write_run(run_dir, model, result, info, data.test.labels, test_score_array)
+        for split, labels, y_score in (("val", data.val.labels, val_score_array),
+                                       ("test", data.test.labels, test_score_array)):
+            write_medmnist_results(run_dir, info.name, split, labels, y_score, run_name(recipe.model, seed))
         result["run_dir"] = str(run_dir)
         if verbose:
             print(f"\nrun folder: {run_dir}")
@@ -232,6 +329,41 @@ def write_run(run_dir: Path, model: Sequential, result: dict, info, y_test, y_sc
                               title=f"{info.python_class} test")
     plot.roc_curves(info.task, y_test, y_score, list(info.labels), run_dir / "roc_curve.png",
                     title=f"{info.python_class} test ROC")
+
+
+def run_name(model_name: str, seed) -> str:
+    """The ``run`` of a ``tinycnn train`` run's MedMNIST evaluation files: ``tinycnn-deeper-seed0``."""
+    return f"tinycnn-{model_name}-seed{seed}"
+
+
+def write_medmnist_results(folder, flag: str, split: str, labels, y_score, run: str) -> Path:
+    """Write MedMNIST's standard evaluation file of ``y_score`` on a split (atomically) and return
+    its path: ``folder/{flag}_{split}_[AUC]{auc:.3f}_[ACC]{acc:.3f}@{run}.csv``, one line
+    ``index,score_0,score_1,...`` per image, no header (the format is in this module's docstring).
+
+    ``flag``: the dataset's name (``"pneumoniamnist"``); ``split``: ``"train"``, ``"val"`` or
+    ``"test"``; ``labels``: the split's labels as stored (``(N, 1)``, or ``(N, L)`` multi-label),
+    which with ``y_score`` (``(N, classes)`` or ``(N, L)``) give the official AUC and ACC of the
+    file name (:func:`tinycnn.metrics.medmnist_scores`); ``run``: letters, digits, ``-``, ``_``.
+    """
+    from .datasets import INFO
+    if flag not in INFO:
+        raise ValueError(f"write_medmnist_results: unknown flag {flag!r}; expected a MedMNIST dataset name, one "
+                         f"of {sorted(INFO)}")
+    if split not in ("train", "val", "test"):
+        raise ValueError(f"write_medmnist_results: split must be 'train', 'val' or 'test', got {split!r}")
+    if not isinstance(run, str) or not re.fullmatch(r"[A-Za-z0-9_-]+", run):
+        raise ValueError(f"write_medmnist_results: run must be a non-empty name of letters, digits, '-' and '_' "
+                         f"(the official reader stops at the first '.'), got {run!r}")
+    y_score = np.asarray(y_score)
+    if y_score.ndim != 2 or y_score.dtype.kind != "f":
+        raise ValueError(f"write_medmnist_results: y_score must be float scores of shape (N, classes), got "
+                         f"{y_score.dtype} of shape {y_score.shape}")
+    scores = metrics.medmnist_scores(INFO[flag].task, labels, y_score)
+    name = f"{flag}_{split}_[AUC]{scores['auc']:.3f}_[ACC]{scores['acc']:.3f}@{run}.csv"
+    # shortest decimals that read back as the same numbers (float32 scores: as float32)
+    text = "".join(f"{i},{','.join(row)}\n" for i, row in enumerate(y_score.astype(str)))
+    return atomic_write_text(Path(folder) / name, text)
 
 
 def with_overrides(recipe: Recipe = DEFAULT_RECIPE, **changes) -> Recipe:

@@ -12,6 +12,8 @@ Install it with ``pip install -e ".[keras]"`` (tensorflow-cpu, which brings Kera
 
 from __future__ import annotations
 
+import numpy as np
+
 from .. import layers as L
 from ..losses import SigmoidBinaryCrossEntropy, SoftmaxCrossEntropy
 from ..model import Sequential
@@ -42,6 +44,8 @@ def to_keras(model: Sequential, compile: bool = True):
     k_layers += [_layer_to_keras(keras, layer, model.dtype.name) for layer in model.layers]
     k_model = keras.Sequential(k_layers, name=model.name)
     for layer, k_layer in zip(model.layers, k_model.layers):
+        if isinstance(layer, L.Normalization):   # its mean and variance went in through the constructor
+            continue
         if layer.params or layer.state:      # Keras's order: kernel, bias / gamma, beta, moving stats
             k_layer.set_weights([*layer.params.values(), *layer.state.values()])
     if compile and model.optimizer is not None and model.loss is not None:
@@ -85,6 +89,13 @@ def _layer_to_keras(keras, layer, dtype):
         return keras.layers.Softmax(**common)
     if isinstance(layer, L.Sigmoid):
         return keras.layers.Activation("sigmoid", **common)
+    if isinstance(layer, L.Rescaling):
+        return keras.layers.Rescaling(layer.scale, offset=layer.offset, **common)
+    if isinstance(layer, L.Normalization):
+        if "mean" not in layer.state:
+            raise ValueError(f"to_keras: {layer.label} has no mean and variance yet; adapt it first")
+        return keras.layers.Normalization(axis=layer.axis, mean=layer.state["mean"], variance=layer.state["variance"],
+                                          **common)
     raise ValueError(f"to_keras: no Keras equivalent for {layer.label}")
 
 
@@ -124,7 +135,8 @@ def from_keras(keras_model, seed=None) -> Sequential:
     Supports Keras ``Conv2D``, ``Dense`` (each with a linear/relu/softmax/sigmoid/tanh/leaky_relu
     activation and an optional L2 kernel regularizer), ``MaxPooling2D``, ``AveragePooling2D``,
     ``GlobalAveragePooling2D``, ``BatchNormalization``, ``Dropout``, ``Flatten``, ``ReLU``,
-    ``LeakyReLU``, ``Softmax`` and ``Activation`` layers; anything else raises a ``ValueError``
+    ``LeakyReLU``, ``Softmax``, ``Activation``, ``Rescaling`` and ``Normalization`` (adapted or
+    given its statistics; not ``invert=True``) layers; anything else raises a ``ValueError``
     naming the layer and what is unsupported. The model is not compiled.
     """
     keras = _keras()
@@ -137,6 +149,8 @@ def from_keras(keras_model, seed=None) -> Sequential:
     layers = [_layer_from_keras(keras, k_layer) for k_layer in keras_model.layers]
     model = Sequential(layers, input_shape=input_shape, seed=seed, dtype=dtype, name=keras_model.name)
     for layer, k_layer in zip(model.layers, keras_model.layers):
+        if isinstance(layer, L.Normalization):   # its mean and variance came through the constructor
+            continue
         targets = [*layer.params.items(), *layer.state.items()]
         weights = k_layer.get_weights()
         if len(weights) != len(targets):
@@ -230,6 +244,25 @@ def _layer_from_keras(keras, k):
         if act is None:
             raise unsupported("a linear Activation layer (drop it)")
         return classes[act](name=name)
+    if kind == "Rescaling":
+        return L.Rescaling(_numbers_from_keras(keras, k.scale), offset=_numbers_from_keras(keras, k.offset), name=name)
+    if kind == "Normalization":
+        if cfg.get("invert"):
+            raise unsupported("invert=True")
+        # k.mean / k.variance: the statistics (given or adapted) in the shape that broadcasts
+        # against a batch, 1 on the averaged axes; tinycnn keeps only the kept axes' sizes
+        mean, variance = (np.asarray(keras.ops.convert_to_numpy(v), np.float64) for v in (k.mean, k.variance))
+        kept = sorted(a % mean.ndim for a in k.axis)
+        shape = [mean.shape[d] for d in kept]
+        axis = None if not k.axis else k.axis[0] if len(k.axis) == 1 else tuple(k.axis)
+        return L.Normalization(axis=axis, mean=mean.reshape(shape), variance=variance.reshape(shape), name=name)
     raise ValueError(f"from_keras: Keras layer '{name}' of type {kind} has no tinycnn equivalent "
                      "(supported: Conv2D, Dense, MaxPooling2D, AveragePooling2D, GlobalAveragePooling2D, "
-                     "BatchNormalization, Dropout, Flatten, ReLU, LeakyReLU, Softmax, Activation)")
+                     "BatchNormalization, Dropout, Flatten, ReLU, LeakyReLU, Softmax, Activation, Rescaling, "
+                     "Normalization)")
+
+
+def _numbers_from_keras(keras, value):
+    """A Keras Rescaling's scale or offset (a number, a list, an array or a tensor) as tinycnn takes it."""
+    value = np.asarray(keras.ops.convert_to_numpy(value), np.float64)
+    return float(value) if value.ndim == 0 else value.tolist()
