@@ -36,7 +36,8 @@ from matplotlib.ticker import MaxNLocator
 
 from . import metrics
 
-__all__ = ["confusion_matrix", "image_grid", "roc_curves", "save_figure", "training_curves"]
+__all__ = ["confusion_matrix", "image_grid", "reliability_diagram", "roc_curves", "save_figure",
+           "training_curves"]
 
 #: Resolution of the PNG files, in dots per inch. Figure sizes below are in inches.
 DPI = 100
@@ -497,3 +498,181 @@ def image_grid(images, labels=None, path=None, ncols: int = 8):
         if captions:
             ax.set_title(captions[i], fontsize=7, pad=2)
     return _finish(fig, path)
+
+
+# --------------------------------------------------------------------------------------------
+# Reliability diagram
+# --------------------------------------------------------------------------------------------
+
+
+def reliability_diagram(y_true, y_prob, bins: int = 10, path=None, *, ax=None, kind=None,
+                        title: str | None = None):
+    """How well predicted probabilities match observed frequencies, bin by bin (Guo et al. 2017).
+
+    The probabilities are split into ``bins`` equal-width bins on [0, 1]
+    (:func:`tinycnn.metrics.reliability_curve`). For each non-empty bin:
+
+    * a blue bar, as wide as the bin, up to the bin's observed frequency — the fraction of
+      positives (``kind="positive"``, the binary default) or the fraction of correct top-class
+      predictions (``kind="top-label"``, the default for more than two classes);
+    * a hatched red bar spanning the gap between that frequency and the bin's mean predicted
+      probability (above the blue bar when the model over-predicts, inside it when it
+      under-predicts);
+    * the bin's sample count above it.
+
+    A calibrated model's bars reach the dashed diagonal and have no red. The legend gives the
+    ECE, the count-weighted mean of the gaps (:func:`tinycnn.metrics.expected_calibration_error`);
+    it sits below the axes, so that it never hides a bar.
+
+    Parameters
+    ----------
+    y_true, y_prob, bins, kind : as for :func:`tinycnn.metrics.reliability_curve`.
+    path : where to write the PNG, or ``None`` to return the figure instead.
+    ax : an existing matplotlib Axes to draw into (then the figure returned, or written, is
+        ``ax.figure``); by default a new figure with one axes.
+    title : an optional title.
+
+    Returns
+    -------
+    The ``Path`` written, or the ``Figure``. In the axes, ``ax.containers[0]`` holds one bar per
+    non-empty bin (observed frequency), ``ax.containers[1]`` the gap bars (from the lower to the
+    higher of observed frequency and mean prediction), in bin order.
+    """
+    curve = metrics.reliability_curve(y_true, y_prob, bins, kind)
+    ece = metrics.expected_calibration_error(y_true, y_prob, bins, kind)
+    if ax is None:
+        fig = _new_figure(5.4, 6.4)
+        ax = fig.add_subplot()
+    else:
+        fig = ax.figure
+    edges, count = curve["edges"], curve["count"]
+    filled = count > 0
+    left = edges[:-1][filled]
+    width = 1.0 / len(count)
+    observed = curve["accuracy"][filled]
+    predicted = curve["confidence"][filled]
+    positive = curve["kind"] == "positive"
+
+    ax.bar(left, observed, width=width, align="edge", color="C0", edgecolor="white",
+           label="observed frequency of the positive class" if positive else "accuracy")
+    ax.bar(left, np.abs(predicted - observed), bottom=np.minimum(observed, predicted),
+           width=width, align="edge", facecolor=(0.84, 0.15, 0.16, 0.18), edgecolor="C3",
+           hatch="//", linewidth=0.8, label="gap to the mean predicted probability")
+    for x, top, n in zip(left + width / 2, np.maximum(observed, predicted), count[filled]):
+        ax.text(x, min(top + 0.015, 1.04), f"{n}", ha="center", va="bottom", fontsize=7,
+                color="0.3")
+    ax.plot([0, 1], [0, 1], color="0.4", linestyle="--", linewidth=1, label="perfect calibration")
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1.08)
+    ax.set_aspect("equal")
+    if positive:
+        ax.set_xlabel("predicted probability of the positive class")
+        ax.set_ylabel("observed frequency of the positive class")
+    else:
+        ax.set_xlabel("confidence (probability of the top class)")
+        ax.set_ylabel("accuracy of the top class")
+    ax.grid(alpha=0.3)
+    ax.legend(title=f"ECE {ece:.3f} ({len(count)} bins; numbers: samples per bin)",
+              fontsize="small", title_fontsize="small", loc="upper center",
+              bbox_to_anchor=(0.5, -0.13), ncols=1)
+    ax.set_title(title if title else "Reliability diagram")
+    return _finish(fig, path)
+
+
+# --------------------------------------------------------------------------------------------
+# Inside the training steps: tinycnn.callbacks.LayerStats
+# --------------------------------------------------------------------------------------------
+
+
+def layer_stats(stats, path=None, *, index: int = -1, layers=None, title: str | None = None):
+    """Per-layer histograms of one recorded step and the update-to-weight ratios of every step.
+
+    ``stats`` is a :class:`tinycnn.callbacks.LayerStats` that has recorded at least one step.
+
+    * Top row: a histogram of each layer's output in record ``index`` (default: the last), the
+      share of entries per bin on a log scale, titled with its mean, std and — for a ReLU
+      output — the fraction of dead units.
+    * Middle row: the same for the gradient each layer's backward received, dL/d(output) (for a
+      last layer whose softmax is fused with the loss: dL/d(logits)).
+    * Bottom: ‖ΔW‖/‖W‖ of every weight array at every recorded step (kernels solid, biases
+      dashed, log scale), with CS231n's rule of thumb, 1e-3, as a dotted line.
+
+    ``layers``: names of the layers to show (default: every layer except Flatten, whose numbers
+    are its input's). Returns the figure, or the path written with ``path``.
+    """
+    from matplotlib.ticker import NullFormatter
+
+    from .callbacks import LayerStats
+
+    if not isinstance(stats, LayerStats):
+        raise TypeError(f"layer_stats: expected a tinycnn.callbacks.LayerStats, got {type(stats).__name__}")
+    if not stats.records:
+        raise ValueError("layer_stats: the LayerStats has recorded no step yet; pass it to fit(callbacks=[...])")
+    if not isinstance(index, (int, np.integer)) or isinstance(index, bool) \
+            or not -len(stats.records) <= index < len(stats.records):
+        raise ValueError(f"layer_stats: index must be an int in [-{len(stats.records)}, {len(stats.records) - 1}], "
+                         f"got {index!r}")
+    record = stats.records[index]
+    if layers is None:
+        layers = [name for name, layer in record.layers.items() if layer.kind != "Flatten"]
+    else:
+        if isinstance(layers, str) or not isinstance(layers, Sequence) or not layers:
+            raise ValueError(f"layer_stats: layers must be a non-empty list of layer names, got {layers!r}")
+        unknown = [name for name in layers if name not in record.layers]
+        if unknown:
+            raise ValueError(f"layer_stats: no layer {unknown[0]!r} in the record; recorded: {list(record.layers)}")
+
+    n = len(layers)
+    fig = _new_figure(max(8.0, 2.7 * n), 7.6)
+    grid = fig.add_gridspec(3, n, height_ratios=[1, 1, 1.15])
+
+    def histogram(ax, summary, color):
+        if summary is None or summary.counts is None:
+            ax.text(0.5, 0.5, "not recorded" if summary is None else "not finite", ha="center",
+                    va="center", transform=ax.transAxes, color="0.4")
+            return
+        share = summary.counts / max(1, summary.counts.sum())
+        ax.stairs(np.where(share > 0, share, np.nan), summary.edges, fill=True, color=color, alpha=0.8)
+        ax.set_yscale("log")
+        ax.yaxis.set_minor_formatter(NullFormatter())
+        ax.tick_params(labelsize=7)
+        ax.grid(alpha=0.3)
+
+    for j, name in enumerate(layers):
+        layer = record.layers[name]
+        act, grad = layer.activation, layer.gradient
+        ax = fig.add_subplot(grid[0, j])
+        histogram(ax, act, "C0")
+        dead = "" if layer.dead is None else f", dead {layer.dead:.0%}"
+        ax.set_title(f"{_short(name, 20)} ({layer.kind})\nmean {act.mean:.2g}, std {act.std:.2g}{dead}", fontsize=8)
+        if j == 0:
+            ax.set_ylabel("share of outputs")
+        ax = fig.add_subplot(grid[1, j])
+        histogram(ax, grad, "C1")
+        what = "dL/d(logits)" if layer.gradient_of == "preactivation" else "dL/d(output)"
+        ax.set_title(what if grad is None else f"{what}\nmean {grad.mean:.2g}, std {grad.std:.2g}", fontsize=8)
+        if j == 0:
+            ax.set_ylabel("share of gradient entries")
+
+    ax = fig.add_subplot(grid[2, :])
+    steps = stats.steps
+    for k, name in enumerate(stats.weight_names):
+        ratio = stats.series(name, "ratio")
+        if np.all(np.isnan(ratio)):
+            continue
+        ax.plot(steps, ratio, linestyle="--" if name.endswith("/bias") else "-",
+                marker="o" if len(steps) < 12 else None, markersize=3, color=f"C{k // 2 % 10}", label=name)
+    ax.axhline(1e-3, color="0.3", linestyle=":", linewidth=1.2, label="rule of thumb ≈ 1e-3")
+    ax.set_yscale("log")
+    ax.set_xlabel("training step")
+    ax.set_ylabel("‖ΔW‖ / ‖W‖")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize="x-small", ncols=min(4, len(stats.weight_names) + 1), loc="best")
+    ax.set_title("update-to-weight ratio per weight array", fontsize=9)
+    epoch = "" if record.epoch is None else f", epoch {record.epoch}"
+    fig.suptitle(title if title else f"Layer statistics: histograms of step {record.step}{epoch}", fontsize=11)
+    return _finish(fig, path)
+
+
+__all__ += ["layer_stats"]
