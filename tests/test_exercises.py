@@ -372,7 +372,7 @@ MUTANTS = [
     Mutant("softmax_ce: no max shift", "softmax_cross_entropy", NAIVE_SOFTMAX_CE,
            ("large logits",), "without the max shift"),
     Mutant("softmax_ce: shifted, but the loss as log(p)", "softmax_cross_entropy", SHIFTED_BUT_LOG_P,
-           ("loss is inf",), "never log(p)"),
+           ("loss is inf",), "log(p) of a probability that underflowed to 0"),
     Mutant("dense_backward: db not summed over the batch", "dense_backward",
            mutate(DENSE, ("np.add.reduce(dy, axis=0)", "dy.copy()")), ("db has shape",),
            "db not summed over the batch"),
@@ -684,8 +684,22 @@ def test_an_endless_loop_is_stopped(tmp_path):
         ''')
     report = check("relu_forward", path=folder, seconds=1)
     failure = report["relu_forward"].failure
-    assert report["relu_forward"].status == "failed" and "still running after 1 s" in failure.message
+    assert report["relu_forward"].status == "failed"
+    assert "still running after 1 s in your relu_forward" in failure.message
     assert failure.case == case_lists.relu_cases()[0].label
+
+
+def test_an_endless_loop_names_the_function_that_loops(tmp_path):
+    """A backward is graded with the learner's own forward (its cache): when that forward loops,
+    the report says it was the forward, not the backward being graded."""
+    folder = write(tmp_path, SOLUTIONS.replace("def relu_forward(x", "def _unused_relu_forward(x") + '''
+
+def relu_forward(x):
+    while True:
+        pass
+''')
+    failure = check("relu_backward", path=folder, seconds=1)["relu_backward"].failure
+    assert "still running after 1 s in your relu_forward" in failure.message, failure.message
 
 
 def test_a_file_with_a_syntax_error_fails_every_function(tmp_path):

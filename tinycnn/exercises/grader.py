@@ -140,12 +140,12 @@ def grade(path, name: str, seconds: float = CASE_SECONDS) -> FunctionResult:
     child = context.Process(target=_child, args=(str(path), name, send), daemon=True)
     child.start()
     send.close()
-    case = "(loading exercises.py)"
+    case, phase = "(loading exercises.py)", "loading exercises.py"
     try:
         while True:
             if not receive.poll(seconds):
                 return FunctionResult(name, "failed", failure=Failure(
-                    case, f"still running after {seconds:g} s — an endless loop? (stopped)"))
+                    case, f"still running after {seconds:g} s in {phase} — an endless loop? (stopped)"))
             try:
                 kind, payload = receive.recv()
             except EOFError:
@@ -153,7 +153,9 @@ def grade(path, name: str, seconds: float = CASE_SECONDS) -> FunctionResult:
                 return FunctionResult(name, "failed", failure=Failure(
                     case, f"the process running it ended abruptly (exit code {child.exitcode})"))
             if kind == "case":
-                case = payload
+                case, phase = payload, f"your {name}"
+            elif kind == "phase":                   # which function of the learner is running now
+                phase = payload
             else:
                 return payload
     finally:
@@ -164,6 +166,8 @@ def grade(path, name: str, seconds: float = CASE_SECONDS) -> FunctionResult:
 
 
 def _child(path, name, send):
+    global _phase
+    _phase = lambda text: send.send(("phase", text))  # noqa: E731
     try:
         with warnings.catch_warnings(), np.errstate(all="ignore"):
             warnings.simplefilter("ignore")
@@ -218,8 +222,12 @@ def grade_function(module, name: str, started=lambda case: None) -> FunctionResu
     return FunctionResult(name, "passed", passed, len(cases))
 
 
+_phase = lambda text: None  # noqa: E731  (in the grading child: tells the parent what is running)
+
+
 def _invoke(function, name, args, kwargs, label):
     """``function(*args, **kwargs)``; any exception is a failure; an input it changed is one too."""
+    _phase(f"your {name}")
     before = [np.array(a, copy=True) if isinstance(a, np.ndarray) else None for a in args]
     try:
         out = function(*args, **kwargs)
@@ -374,6 +382,7 @@ def _backward_case(module, name, function, case):
 
         def loss():
             return float(np.sum(dy * learner_forward(*inputs, **case.kwargs)[0]))
+        _phase(f"finite differences of your {forward_name}")
         for i, what in zip(GRADIENT_OF[family], names):
             if inputs[i] is None:
                 continue

@@ -142,7 +142,8 @@ def _batchnorm_forward_unbiased_variance(x, gamma, beta, epsilon=1e-3):
     return gamma * x_hat + beta, None
 
 
-MAX_SHIFT_HINT = ("softmax without the max shift: exp(1000) overflows to inf. Subtract each row's largest "
+MAX_SHIFT_HINT = ("inf or NaN on large logits: softmax without the max shift (exp(1000) overflows to inf), or "
+                  "log(p) of a probability that underflowed to 0 (log 0 = −inf). Subtract each row's largest "
                   "logit before exp — softmax(z) = softmax(z − max z) — and compute the loss as "
                   "logsumexp(z) − z[y], never log(p).")
 
