@@ -1,7 +1,8 @@
 """MedMNIST datasets: the registry, loading and downloading, and preprocessing.
 
 - :mod:`tinycnn.datasets.registry`: the table of the twelve 2D datasets (:class:`DatasetInfo`,
-  :data:`INFO`, :func:`get_info`, :data:`SPLITS`, :data:`TASKS`); pure data, no IO.
+  :data:`INFO`, :func:`get_info`, :data:`SPLITS`, :data:`TASKS`), with the official file of each
+  image size, 28 and the MedMNIST+ 64, 128, 224 (:data:`SIZES`, :class:`DataFile`); pure data, no IO.
 - :mod:`tinycnn.datasets.medmnist`: finding, downloading, checking and loading the files
   (:func:`load`, :func:`download`, :class:`MedMNIST`, :class:`DownloadError`...).
 - :mod:`tinycnn.datasets.preprocessing`: scaling, standardising and augmenting the images.
@@ -19,12 +20,15 @@ from .medmnist import (
     search_folders,
 )
 from .preprocessing import labels_1d, random_flip, random_shift, standardize, to_float
-from .registry import INFO, SPLITS, TASKS, DatasetInfo, get_info
+from .registry import IMAGE_SIZE, INFO, SIZES, SPLITS, TASKS, DataFile, DatasetInfo, get_info
 
 __all__ = [
+    "IMAGE_SIZE",
     "INFO",
+    "SIZES",
     "SPLITS",
     "TASKS",
+    "DataFile",
     "DatasetInfo",
     "DownloadError",
     "MedMNIST",

@@ -1,4 +1,4 @@
-"""Finding, downloading, checking and loading the twelve 2D MedMNIST datasets at 28×28.
+"""Finding, downloading, checking and loading the twelve 2D MedMNIST datasets.
 
 MedMNIST (Yang et al., *Scientific Data* 2023) is a collection of small medical images in the
 spirit of MNIST. Each dataset is one ``.npz`` file (a zip of NumPy arrays) with six arrays::
@@ -15,6 +15,12 @@ Typical use::
     data = load("pneumoniamnist")
     images, labels = data.train          # raw uint8 arrays
     print(data.info.labels)              # ('normal', 'pneumonia')
+
+**Larger images (MedMNIST+).** ``load(name, size=64)`` (or 128, 224) loads the same dataset at
+that size from its own file, ``pneumoniamnist_64.npz``: the same splits, labels and order, images
+``(N, 64, 64)`` or ``(N, 64, 64, 3)``. Mind the memory: ChestMNIST at 224 is 112,120 images of
+224 × 224 bytes, 5.6 GB loaded, four times that as float32 after ``to_float``; the small datasets
+(BreastMNIST, PneumoniaMNIST, RetinaMNIST) are the ones to start with.
 
 What each dataset is (label names, official counts, URL, MD5 digest) is the registry,
 :mod:`tinycnn.datasets.registry`; this module finds, downloads, checks and loads the files it
@@ -36,7 +42,7 @@ import numpy as np
 from tqdm import tqdm
 
 from ..npz import read_npz
-from .registry import IMAGE_SIZE, SPLITS, DatasetInfo, get_info
+from .registry import IMAGE_SIZE, SPLITS, DataFile, DatasetInfo, get_info
 
 __all__ = [
     "DownloadError",
@@ -174,8 +180,10 @@ def download(
     md5: str | None = None,
     progress: bool = True,
     timeout: float = 30.0,
+    size: int = IMAGE_SIZE,
 ) -> Path:
-    """Download ``<name>.npz`` into ``folder``, check its MD5 digest, and return its path.
+    """Download ``<name>.npz`` (``<name>_<size>.npz`` for ``size`` 64, 128 or 224) into ``folder``,
+    check its MD5 digest, and return its path.
 
     The file is first written to a temporary file in ``folder`` and renamed to its final name
     only once it is complete and its digest is right, so a half-downloaded file can never be
@@ -186,42 +194,46 @@ def download(
     Args:
         name: a dataset name from :data:`~tinycnn.datasets.registry.INFO`.
         folder: where to put the file; created if missing.
-        url: where to fetch it; defaults to the registry's official URL.
-        md5: the expected digest; defaults to the registry's.
+        url: where to fetch it; defaults to the registry's official URL for ``size``.
+        md5: the expected digest; defaults to the registry's for ``size``.
         progress: show a tqdm progress bar on stderr.
         timeout: seconds to wait for the server to connect or to send more data.
+        size: the image size, 28 (MedMNIST, the default) or a larger MedMNIST+ size the registry
+            lists for the dataset (``get_info(name).sizes``).
 
     Raises:
+        ValueError: the dataset has no file of that ``size``; the message lists the sizes it has.
         DownloadError: the download failed; the message names the file, the URL and the folder
             to put a hand-downloaded copy in.
         KeyboardInterrupt: passed on unchanged (after cleaning up), so Ctrl-C still stops the
             program.
     """
-    info = get_info(name)
-    url = info.url if url is None else url
-    md5 = (info.md5 if md5 is None else md5).lower()
+    official = get_info(name).file(size)
+    filename = official.filename
+    url = official.url if url is None else url
+    md5 = (official.md5 if md5 is None else md5).lower()
     folder = Path(folder).expanduser()
-    final_path = folder / info.filename
+    final_path = folder / filename
 
     try:
         folder.mkdir(parents=True, exist_ok=True)
         temporary = tempfile.NamedTemporaryFile(
-            dir=folder, prefix=f".{info.filename}.", suffix=".part", delete=False
+            dir=folder, prefix=f".{filename}.", suffix=".part", delete=False
         )
     except OSError as error:
         raise DownloadError(
-            f"could not create a file in {folder} to download {info.filename} into: {error}. "
-            f"{_by_hand(info.filename, url, folder)}"
+            f"could not create a file in {folder} to download {filename} into: {error}. "
+            f"{_by_hand(filename, url, folder)}"
         ) from error
 
     temporary_path = Path(temporary.name)
     try:
         with temporary:
-            actual_md5 = _stream_to_file(url, temporary, info.filename, folder, timeout, progress)
+            actual_md5 = _stream_to_file(url, temporary, filename, folder, timeout, progress)
         if actual_md5 != md5:
             raise DownloadError(
-                f"downloaded {info.filename} from {url}, but its MD5 digest is wrong: "
-                f"expected {md5}, got {actual_md5}. {_by_hand(info.filename, url, folder)}"
+                f"downloaded {filename} from {url}, but its MD5 digest is wrong: "
+                f"expected {md5}, got {actual_md5}. {_by_hand(filename, url, folder)}"
             )
         # Temporary files are private to their owner (mode 0600); a data file need not be.
         os.chmod(temporary_path, 0o644)
@@ -247,13 +259,15 @@ class Split(NamedTuple):
 
 @dataclass
 class MedMNIST:
-    """A loaded MedMNIST dataset: its registry entry, its file, and its three splits."""
+    """A loaded MedMNIST dataset: its registry entry, its file, its three splits, and the
+    height and width of its images (28, or a MedMNIST+ size: 64, 128, 224)."""
 
     info: DatasetInfo
     path: Path
     train: Split
     val: Split
     test: Split
+    size: int = IMAGE_SIZE
 
     @property
     def n_samples(self) -> dict[str, int]:
@@ -262,7 +276,7 @@ class MedMNIST:
 
     def __repr__(self) -> str:
         counts = ", ".join(f"{split}={n}" for split, n in self.n_samples.items())
-        return f"MedMNIST({self.info.name!r}, {counts}, path='{self.path}')"
+        return f"MedMNIST({self.info.name!r}, {counts}, size={self.size}, path='{self.path}')"
 
 
 _REQUIRED_KEYS = tuple(f"{split}_{part}" for split in SPLITS for part in ("images", "labels"))
@@ -288,7 +302,12 @@ def _read_npz(path: Path) -> dict[str, np.ndarray]:
 
 
 def _check_split(
-    path: Path, info: DatasetInfo, split: str, images: np.ndarray, labels: np.ndarray
+    path: Path,
+    info: DatasetInfo,
+    split: str,
+    images: np.ndarray,
+    labels: np.ndarray,
+    size: int = IMAGE_SIZE,
 ) -> None:
     """Raise ValueError (naming file, key, expected and actual) if a split looks wrong."""
     images_key, labels_key = f"{split}_images", f"{split}_labels"
@@ -296,17 +315,24 @@ def _check_split(
     if images.dtype != np.uint8:
         raise ValueError(f"{path}: key {images_key!r}: expected dtype uint8, got {images.dtype}")
     if info.n_channels == 1:
-        expected_image_shape, kind = (IMAGE_SIZE, IMAGE_SIZE), "grey"
+        expected_image_shape, kind = (size, size), "grey"
     else:
-        expected_image_shape, kind = (IMAGE_SIZE, IMAGE_SIZE, info.n_channels), "RGB"
+        expected_image_shape, kind = (size, size, info.n_channels), "RGB"
     if images.ndim != 1 + len(expected_image_shape) or images.shape[1:] != expected_image_shape:
-        shape_text = ", ".join(str(size) for size in expected_image_shape)
+        shape_text = ", ".join(str(side) for side in expected_image_shape)
+        # A file of another size (pneumoniamnist_64.npz loaded as 28×28) deserves a pointer.
+        hint = ""
+        if images.ndim >= 3 and images.shape[1] == images.shape[2] != size:
+            hint = f"; these are {images.shape[1]}×{images.shape[2]} images: pass size={images.shape[1]}"
         raise ValueError(
-            f"{path}: key {images_key!r}: expected shape (N, {shape_text}) ({kind} images, as "
-            f"{info.name} has {info.n_channels} channel(s)), got {images.shape}"
+            f"{path}: key {images_key!r}: expected shape (N, {shape_text}) ({kind} {size}×{size} "
+            f"images, as {info.name} has {info.n_channels} channel(s)), got {images.shape}{hint}"
         )
 
     n_images = images.shape[0]
+    if n_images == 0:          # training, model selection and the test score each need images
+        raise ValueError(f"{path}: the {split} split is empty (key {images_key!r} has 0 images); "
+                         "every split (train, val, test) needs at least one image")
     n_columns = info.n_classes if info.is_multilabel else 1
     if not np.issubdtype(labels.dtype, np.integer):
         raise ValueError(
@@ -328,21 +354,23 @@ def _check_split(
             )
 
 
-def load_file(path: str | os.PathLike, name: str) -> MedMNIST:
+def load_file(path: str | os.PathLike, name: str, size: int = IMAGE_SIZE) -> MedMNIST:
     """Load and check one ``.npz`` file, taking the dataset's facts from the registry.
 
-    Checks: the six keys are there; images are ``uint8`` with shape ``(N, 28, 28)`` (grey) or
-    ``(N, 28, 28, 3)`` (RGB) as the registry's ``n_channels`` says; labels are integers with shape
+    Checks: the six keys are there; no split is empty; images are ``uint8`` with shape ``(N, size, size)`` (grey) or
+    ``(N, size, size, 3)`` (RGB) as the registry's ``n_channels`` says (``size`` is 28 unless
+    given: 64, 128 or 224 for a MedMNIST+ file); labels are integers with shape
     ``(N, 1)`` (or ``(N, n_classes)`` for multi-label) and values in ``[0, n_classes)`` (0/1 for
     multi-label). Counts are *not* required to equal the official ones (small test files are
     fine); compare ``result.n_samples`` with ``result.info.n_samples`` if that matters.
 
     Raises:
         FileNotFoundError: there is no file at ``path``.
-        ValueError: anything else is wrong; the message names the file, the key, and what was
-            expected and found.
+        ValueError: ``size`` is not one the dataset is offered at, or anything else is wrong;
+            the message names the file, the key, and what was expected and found.
     """
     info = get_info(name)
+    size = info.file(size).size          # a size the dataset is offered at, as an int
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no MedMNIST file at {path}")
@@ -351,43 +379,57 @@ def load_file(path: str | os.PathLike, name: str) -> MedMNIST:
     splits = {}
     for split in SPLITS:
         images, labels = arrays[f"{split}_images"], arrays[f"{split}_labels"]
-        _check_split(path, info, split, images, labels)
+        _check_split(path, info, split, images, labels, size)
         splits[split] = Split(images=images, labels=labels)
-    return MedMNIST(info=info, path=path, **splits)
+    return MedMNIST(info=info, path=path, size=size, **splits)
 
 
-def load(name: str, root: str | os.PathLike | None = None, download: bool = True) -> MedMNIST:
+def load(
+    name: str,
+    root: str | os.PathLike | None = None,
+    download: bool = True,
+    size: int = IMAGE_SIZE,
+) -> MedMNIST:
     """Find (or download) ``<name>.npz``, check it, and return its three splits.
+
+    ``size`` chooses the images' height and width: 28 (MedMNIST, the default, ``<name>.npz``) or
+    a larger MedMNIST+ size the dataset is offered at, 64, 128 or 224 (``<name>_64.npz``...;
+    ``get_info(name).sizes`` lists them).
 
     The file is looked for in the folders of :func:`search_folders`: ``root`` (if given), then
     ``$TINYCNN_DATA``, then ``~/.medmnist``. If none has it and ``download`` is true, it is
     downloaded into the first of those folders (see :func:`download`).
 
     Raises:
+        ValueError: the dataset is not offered at ``size`` (the message lists the sizes it is
+            offered at), or the file is damaged or not what the registry describes.
         FileNotFoundError: the file is nowhere and ``download`` is false; the message lists the
             folders searched and the URL to fetch the file from.
         DownloadError: the download failed.
-        ValueError: the file is damaged or not what the registry describes.
     """
     info = get_info(name)
+    official = info.file(size)
     folders = search_folders(root)
     for folder in folders:
-        candidate = folder / info.filename
+        candidate = folder / official.filename
         if candidate.is_file():
-            return load_file(candidate, info.name)
+            return load_file(candidate, info.name, official.size)
 
     if not download:
         searched = ", ".join(str(folder) for folder in folders)
+        size_argument = "" if official.size == IMAGE_SIZE else f", size={official.size}"
         raise FileNotFoundError(
-            f"{info.filename} was not found in any of these folders: {searched}. "
-            f"Download it from {info.url} and put it in {folders[0]}, "
-            f"or call load({info.name!r}, download=True)."
+            f"{official.filename} was not found in any of these folders: {searched}. "
+            f"Download it from {official.url} and put it in {folders[0]}, "
+            f"or call load({info.name!r}{size_argument}, download=True)."
         )
     # Inside this function ``download`` is the argument (a bool), not the function below.
-    path = _download_function(info.name, folders[0])
-    return load_file(path, info.name)
+    path = _download_function(official, folders[0])
+    return load_file(path, info.name, official.size)
 
 
-def _download_function(name: str, folder: Path) -> Path:
+def _download_function(official: DataFile, folder: Path) -> Path:
     """Call :func:`download` (kept separate because :func:`load` has an argument of that name)."""
-    return download(name, folder)
+    if official.size == IMAGE_SIZE:        # 28×28: the plain call, as it has always been made
+        return download(official.name, folder)
+    return download(official.name, folder, size=official.size)
