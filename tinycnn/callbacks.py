@@ -48,7 +48,12 @@ class Callback:
 
     def set_state(self, state: dict, arrays: list) -> None:
         """Take back what :meth:`get_state` returned (called by ``fit(resume=...)`` after
-        ``on_train_begin``)."""
+        ``on_train_begin``, and only with a state :meth:`check_state` accepted)."""
+
+    def check_state(self, state: dict, arrays: list, model) -> None:
+        """Raise ValueError/TypeError, naming the field, if ``state``/``arrays`` (read from a
+        checkpoint) are not what :meth:`get_state` writes. ``fit(resume=...)`` calls it before it
+        changes anything, so a damaged checkpoint leaves the model as it was."""
 
 
 class FunctionCallback(Callback):
@@ -158,15 +163,27 @@ class EarlyStopping(Callback):
                  "wait": self.wait, "stopped_epoch": self.stopped_epoch}
         return state, list(self.best_weights) if self.best_weights is not None else []
 
+    def check_state(self, state, arrays, model):
+        def field(key, ok, expected):
+            if key not in state or not ok(state[key]):
+                raise ValueError(f"EarlyStopping: saved state {key!r} must be {expected}, "
+                                 f"got {state.get(key, 'nothing')!r}")
+        def is_int(v):
+            return isinstance(v, int) and not isinstance(v, bool)
+        field("best", lambda v: v is None or (isinstance(v, (int, float)) and not isinstance(v, bool)),
+              "a number or null")
+        field("best_epoch", lambda v: is_int(v) and v >= 0, "an int >= 0")
+        field("wait", lambda v: is_int(v) and v >= 0, "an int >= 0")
+        field("stopped_epoch", lambda v: v is None or (is_int(v) and v >= 1), "an int >= 1 or null")
+        if arrays:
+            expected = [(w.shape, w.dtype) for w in model.get_weights()]
+            if [(a.shape, a.dtype) for a in arrays] != expected:
+                raise ValueError(f"EarlyStopping: the saved best weights do not match the model's weights "
+                                 f"(shapes and dtypes {[(a.shape, str(a.dtype)) for a in arrays]})")
+
     def set_state(self, state, arrays):
-        try:
-            best, best_epoch, wait = state["best"], int(state["best_epoch"]), int(state["wait"])
-            stopped = state["stopped_epoch"]
-        except (KeyError, TypeError, ValueError) as err:
-            raise ValueError(f"EarlyStopping: invalid saved state {state!r} ({err})") from None
-        self.best = None if best is None else float(best)
-        self.best_epoch, self.wait = best_epoch, wait
-        self.stopped_epoch = None if stopped is None else int(stopped)
+        self.best = None if state["best"] is None else float(state["best"])
+        self.best_epoch, self.wait, self.stopped_epoch = state["best_epoch"], state["wait"], state["stopped_epoch"]
         self.best_weights = [a.copy() for a in arrays] if arrays else None
 
 

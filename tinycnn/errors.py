@@ -7,3 +7,7 @@ class NonFiniteError(FloatingPointError):
 
 class CallOrderError(RuntimeError, ValueError):
     """A method was called out of order (e.g. ``backward`` before ``forward``)."""
+
+
+class ModelFileError(ValueError):
+    """A model file that cannot be loaded: not a tinycnn model, damaged, or inconsistent."""

@@ -31,7 +31,7 @@ from .layers.activations import Sigmoid, Softmax
 from .layers.base import Layer
 from .safety import DeferredInterrupt, NonFiniteError, first_nonfinite_gradient, first_nonfinite_output
 from .trace import trace_step
-from .training import Checkpoints, check_sampler, class_weight_array, epoch_order
+from .training import Checkpoints, Rewind, check_sampler, class_weight_array, epoch_order
 
 
 def _one_blas_thread(method):
@@ -99,6 +99,7 @@ class Sequential:
         self.fuse = True
         self._plan = (None, [])             # (what the plan was made for, the steps)
         self._observer = NOBODY
+        self._last_finite = optimizers_mod.LastFiniteStep()   # undoes an update that overflowed
         for layer in layers or []:
             self.add(layer)
         if input_shape is not None:
@@ -400,12 +401,30 @@ class Sequential:
         self._check_loss_matches_output()
 
     @_one_blas_thread
-    def train_on_batch(self, x, y, sample_weight=None) -> dict:
+    def train_on_batch(self, x, y, sample_weight=None, check_update=True) -> dict:
         """One optimizer step on one batch; returns ``{"loss": ..., "accuracy": ...}`` (before the step).
 
         If the loss, a layer's output or a gradient is not finite, raises :class:`NonFiniteError`
-        naming the first layer where it appeared, and the step is *not* applied.
+        naming the first layer where it appeared, and the step is *not* applied. If the update
+        makes a weight or an optimizer slot non-finite, the weights, slots and step count of the
+        last finite step are put back, and :class:`NonFiniteError` names the array — at the price
+        of a copy of them before the step and a look after it. ``fit`` passes
+        ``check_update=False``: it gets the same guarantee once per epoch
+        (:class:`tinycnn.training.Rewind`).
         """
+        if not check_update:
+            return self._step(x, y, sample_weight)
+        names, params = [name for name, _ in self.named_params()], self.params
+        self._last_finite.save(self.optimizer, params)          # the update itself may overflow
+        stats = self._step(x, y, sample_weight)
+        where = self._last_finite.first_nonfinite(self.optimizer, names, params)
+        if where is not None:
+            self._last_finite.restore(self.optimizer, params)
+            raise NonFiniteError(update_overflow(self.name, where))
+        return stats
+
+    def _step(self, x, y, sample_weight=None) -> dict:
+        """The step itself: loss and gradients, their finiteness, the optimizer's update."""
         loss, logits = self.loss_and_grads(x, y, sample_weight)
         if not math.isfinite(loss):
             index, layer = first_nonfinite_output(self.layers, self._prepare_input(x))
@@ -457,11 +476,16 @@ class Sequential:
           for losses, higher otherwise) improves. Both files load with ``tinycnn.load_model``.
         * ``resume=PATH`` continues from such a checkpoint: the run ends with exactly the weights
           an uninterrupted run would have (same seed, data, machine and arguments — pass the same
-          callbacks: each gets its saved state back). ``epochs`` is the total.
+          callbacks: each gets its saved state back). ``epochs`` is the total. A run a callback
+          had stopped (early stopping) stays stopped: nothing more is trained, ``on_train_end``
+          runs. The learning rate is restored from the checkpoint; the optimizer's other
+          hyperparameters, the loss and the architecture must match. The whole checkpoint is
+          checked before the model changes (see :func:`tinycnn.io.load_training_state`).
         * Ctrl-C finishes the current step, then returns the history of the completed epochs
           (``model.stop_reason`` says where it stopped); the weights are those of the last step.
-        * NaN/inf in the loss, an output or a gradient raises :class:`NonFiniteError` naming the
-          epoch, step and layer; the weights stay those of the last finite step.
+        * NaN/inf in the loss, an output, a gradient or the optimizer's update raises
+          :class:`NonFiniteError` naming the epoch, step and layer (or array); the weights and
+          optimizer state are those of the last finite step (:class:`tinycnn.training.Rewind`).
         """
         self._require_compiled()
         _check_positive_int(epochs, "epochs")
@@ -477,11 +501,13 @@ class Sequential:
         if validation_data is not None:
             if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
                 raise ValueError(f"{self.name}: validation_data must be a pair (x_val, y_val)")
-        checkpoints = Checkpoints(self, checkpoint, checkpoint_best, monitor)
+        checkpoints = Checkpoints(self, checkpoint, checkpoint_best, monitor,
+                                  fit_args={"batch_size": int(batch_size), "samples": int(x.shape[0]),
+                                            "epochs": int(epochs)})
         history: dict[str, list[float]] = {"loss": [], "accuracy": []}
         first_epoch = 1
-        if resume is not None:
-            state = checkpoints.resume(resume)
+        if resume is not None:                 # checked whole before it changes the model
+            state = checkpoints.resume(resume, callbacks)
             history, first_epoch = state["history"], state["epoch"] + 1
         self.stop_training = False
         self.stop_reason = None
@@ -489,6 +515,8 @@ class Sequential:
             callback.on_train_begin(self)
         if resume is not None:
             checkpoints.restore_callbacks(callbacks, state["callbacks"], resume)
+            if state["stop_reason"] is not None:        # a callback had stopped the run: it stays stopped
+                self.stop_training, self.stop_reason, first_epoch = True, state["stop_reason"], epochs + 1
         with DeferredInterrupt() as interrupt:
             for epoch in range(first_epoch, epochs + 1):
                 for callback in callbacks:
@@ -507,9 +535,10 @@ class Sequential:
                     history.setdefault(key, []).append(value)
                 if verbose == 2:
                     print(f"Epoch {epoch}/{epochs} - " + " - ".join(f"{k}: {v:.4f}" for k, v in logs.items()))
-                checkpoints.epoch_done(epoch, history, logs, callbacks)
                 if self.stop_training:
                     self.stop_reason = self.stop_reason or f"stopped by a callback after epoch {epoch}"
+                checkpoints.epoch_done(epoch, history, logs, callbacks)      # records the stop, if any
+                if self.stop_training:
                     break
         if self.stop_reason is None or not self.stop_reason.startswith("interrupted"):
             for callback in callbacks:
@@ -520,27 +549,42 @@ class Sequential:
         """One pass over ``order``; returns the epoch's logs, or None if Ctrl-C stopped it."""
         n = len(order)
         total_loss = total_acc = 0.0
+
+        def batches():                                 # (x_batch, y_batch, sample_weight), in order
+            for start in range(0, n, batch_size):
+                idx = order[start:start + batch_size]
+                yield (x[idx] if augment is None else augment(x[idx], self.rng), y[idx],
+                       None if class_weights is None else class_weights[y[idx]])
+
+        rewind = Rewind(self)                          # finds an update that overflowed, see training.py
         with tqdm(total=n, desc=f"Epoch {epoch}/{epochs}", unit="img", disable=verbose != 1,
                   dynamic_ncols=True) as bar:
-            for step, start in enumerate(range(0, n, batch_size), start=1):
-                idx = order[start:start + batch_size]
-                x_batch = x[idx] if augment is None else augment(x[idx], self.rng)
-                sample_weight = None if class_weights is None else class_weights[y[idx]]
+            for step, (x_batch, y_batch, sample_weight) in enumerate(batches(), start=1):
                 try:
-                    stats = self.train_on_batch(x_batch, y[idx], sample_weight)
-                except NonFiniteError as err:
+                    stats = self.train_on_batch(x_batch, y_batch, sample_weight, check_update=False)
+                except NonFiniteError as err:          # maybe the consequence of an earlier update
+                    self._raise_if_an_update_overflowed(rewind, batches, epoch)
                     raise NonFiniteError(f"epoch {epoch}, step {step}: {err}") from None
-                total_loss += stats["loss"] * len(idx)
-                total_acc += stats["accuracy"] * len(idx)
-                seen = min(start + batch_size, n)
-                bar.update(len(idx))
+                total_loss += stats["loss"] * len(y_batch)
+                total_acc += stats["accuracy"] * len(y_batch)
+                seen = min(step * batch_size, n)
+                bar.update(len(y_batch))
                 bar.set_postfix(loss=f"{total_loss / seen:.4f}", acc=f"{total_acc / seen:.4f}", refresh=False)
                 if interrupt.requested:
+                    self._raise_if_an_update_overflowed(rewind, batches, epoch)
                     self.stop_reason = f"interrupted (Ctrl-C) in epoch {epoch} after step {step}"
                     if verbose:
                         print(f"\n{self.name}: {self.stop_reason}; returning the history of the completed epochs")
                     return None
+        self._raise_if_an_update_overflowed(rewind, batches, epoch)   # one look per epoch
         return {"loss": total_loss / n, "accuracy": total_acc / n}
+
+    def _raise_if_an_update_overflowed(self, rewind, batches, epoch) -> None:
+        if rewind.first_nonfinite() is None:
+            return
+        with self.observe(NOBODY):                     # the replay is not new training to record
+            step, where = rewind.find(batches, functools.partial(self.train_on_batch, check_update=False))
+        raise NonFiniteError(f"epoch {epoch}, step {step}: {update_overflow(self.name, where)}")
 
     def save(self, path, include_optimizer: bool = True):
         """Save architecture, weights, compile settings and ``metadata`` to one ``.npz`` file
@@ -581,6 +625,12 @@ class Sequential:
                 out = self.loss.probabilities(out)
             batches.append(out)
         return np.concatenate(batches)
+
+
+def update_overflow(name: str, where: str) -> str:
+    return (f"{name}: the update made '{where}' non-finite (the loss and gradients were finite: an overflow "
+            "in the optimizer step, e.g. a too large learning rate or gradient); the weights and optimizer "
+            "state of the last finite step are restored")
 
 
 def _check_positive_int(value, what: str) -> None:

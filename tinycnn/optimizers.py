@@ -153,6 +153,60 @@ def _store(param, new, slots, **new_slots) -> None:
             slots[key] = value
 
 
+class LastFiniteStep:
+    """An undo for one optimizer step, for training that must not end with NaN weights.
+
+    A finite gradient can still make an update non-finite: a huge one overflows Adam's second
+    moment ``v`` (g² > 3.4e38 in float32), or a huge learning rate sends ``w − lr·g`` to ±inf.
+    ``Sequential.train_on_batch`` therefore does, around every step::
+
+        undo.save(optimizer, params)               # copies into buffers kept between steps
+        optimizer.apply(params, grads)
+        bad = undo.first_nonfinite(optimizer, names, params)
+        if bad: undo.restore(optimizer, params)    # weights, slots and step count as before
+
+    The check is one BLAS dot product per array (:func:`tinycnn.ops.all_finite`); the update rules
+    themselves (:mod:`tinycnn.functional`) stay as the textbook writes them. ``fit`` avoids even
+    the copy per step: see :class:`tinycnn.training.Rewind`.
+    """
+
+    def __init__(self):
+        self._buffers: list[np.ndarray] = []
+        self._slots = self._iterations = None
+
+    @staticmethod
+    def _arrays(optimizer, params) -> list[np.ndarray]:
+        return list(params) + [a for slots in (optimizer.slots or []) for a in slots.values()]
+
+    def save(self, optimizer, params) -> None:
+        arrays = self._arrays(optimizer, params)
+        if [(b.shape, b.dtype) for b in self._buffers] != [(a.shape, a.dtype) for a in arrays]:
+            self._buffers = [np.empty_like(a) for a in arrays]
+        for buffer, a in zip(self._buffers, arrays):
+            np.copyto(buffer, a)
+        # the slot arrays themselves: a kernel updates them in place, a textbook rule replaces them
+        self._slots = None if optimizer.slots is None else [dict(slots) for slots in optimizer.slots]
+        self._iterations = optimizer.iterations
+
+    def restore(self, optimizer, params) -> None:
+        optimizer.slots = self._slots
+        optimizer.iterations = self._iterations
+        for buffer, a in zip(self._buffers, self._arrays(optimizer, params)):
+            np.copyto(a, buffer)
+
+    @staticmethod
+    def first_nonfinite(optimizer, names, params) -> str | None:
+        """The name of the first weight (``"conv2d/kernel"``) or slot (``"conv2d/kernel, Adam's v"``)
+        holding a NaN or inf after the step, or None."""
+        for name, param, slots in zip(names, params, optimizer.slots or [{}] * len(params)):
+            if not ops.all_finite(param):
+                return name
+            for key, value in slots.items():
+                if not ops.all_finite(value):
+                    return f"{name}, {type(optimizer).__name__}'s {key}"
+        return None
+
+
 _BY_NAME = {"sgd": SGD, "adam": Adam, "adamw": AdamW}
 
 

@@ -14,6 +14,7 @@ import numpy as np
 
 from .io import load_training_state, save_model
 from .losses import balanced_class_weights
+from .optimizers import LastFiniteStep
 
 SAMPLERS = (None, "balanced", "oversample")
 
@@ -76,15 +77,26 @@ class Checkpoints:
     (weights, optimizer state, random generators, history, epoch, the callbacks' state) atomically
     after every epoch, and whenever ``monitor`` improves (lower is better for losses)."""
 
-    def __init__(self, model, every=None, best=None, monitor="val_loss"):
+    def __init__(self, model, every=None, best=None, monitor="val_loss", fit_args=None):
         self.model, self.every, self.best_path, self.monitor = model, every, best, monitor
+        self.fit_args = fit_args or {}          # {"batch_size", "samples", "epochs"}: recorded, compared on resume
         self.best = None
 
-    def resume(self, path) -> dict:
-        """Load checkpoint ``path`` into the model; returns its training state (``epoch``,
-        ``history``, ``callbacks``: hand those to :meth:`restore_callbacks`)."""
-        state = load_training_state(self.model, path)
-        self.best = state.get("best")
+    def resume(self, path, callbacks=()) -> dict:
+        """Load checkpoint ``path`` into the model — all of it checked first, so a refused
+        checkpoint changes nothing; returns its training state (``epoch``, ``history``,
+        ``stop_reason``, ``callbacks``: hand those to :meth:`restore_callbacks`).
+
+        Resuming with another batch size or number of training samples works, but the run then
+        differs from the uninterrupted one: a warning says so."""
+        state = load_training_state(self.model, path, callbacks, self.fit_args.get("epochs"))
+        self.best = state["best"]
+        differs = {k: (state["fit"][k], self.fit_args[k]) for k in ("batch_size", "samples")
+                   if k in state["fit"] and k in self.fit_args and state["fit"][k] != self.fit_args[k]}
+        if differs:
+            warnings.warn(f"{self.model.name}: resuming from {path} with other arguments than it was trained with ("
+                          + ", ".join(f"{k} {a} then, {b} now" for k, (a, b) in differs.items())
+                          + "): training continues, but does not end as the uninterrupted run would", stacklevel=4)
         return state
 
     def epoch_done(self, epoch, history, logs, callbacks) -> None:
@@ -105,6 +117,8 @@ class Checkpoints:
         states = [callback.get_state() for callback in callbacks]     # (JSON-able dict, arrays) each
         save_model(model, path, include_optimizer=True,
                    training_state={"epoch": epoch, "history": history, "best": self.best,
+                                   "stop_reason": model.stop_reason if model.stop_training else None,   # no more epochs
+                                   "fit": self.fit_args,
                                    "rng": model.rng.bit_generator.state,
                                    "layer_rngs": {layer.name: layer.rng.bit_generator.state
                                                   for layer in model.layers if hasattr(layer, "rng")},
@@ -124,3 +138,58 @@ class Checkpoints:
         for callback, entry in zip(callbacks, saved):
             if type(callback).__name__ == entry["class"]:
                 callback.set_state(entry["state"], entry["arrays"])
+
+
+class Rewind:
+    """Find the optimizer step that made the weights or the optimizer's state non-finite, and go
+    back to the state just before it — at no cost per step.
+
+    A finite gradient can still give a non-finite update (Adam's ``v`` overflows when g² > 3.4e38
+    in float32; SGD's ``w − lr·g`` overflows for a huge learning rate). Checking every array after
+    every step would cost a pass over all weights and slots per step, and undoing a step a copy of
+    them. Instead ``fit`` keeps one snapshot per epoch (weights, optimizer state, random
+    generators). Non-finite weights show up, for free, in the next step's loss; non-finite slots
+    reach the weights a step later; and :meth:`first_nonfinite` looks once at the end of every
+    epoch (and before a Ctrl-C returns).
+    When that happens, :meth:`find` restores the snapshot and replays the epoch's steps — the same
+    batches from the same random state, so the same numbers bit for bit — checking after each
+    one, and stops before the step whose update overflowed. (What it costs an epoch, against no
+    check at all: ``python benchmarks/maintainers/update_check_ab.py``.)
+    """
+
+    def __init__(self, model):
+        self.model = model
+        optimizer = model.optimizer
+        self.weights = model.get_weights()
+        self.slots = None if optimizer.slots is None else \
+            [{k: v.copy() for k, v in slots.items()} for slots in optimizer.slots]
+        self.iterations = optimizer.iterations
+        self.rngs = [gen.bit_generator.state for gen in self._generators()]
+
+    def _generators(self):
+        return [self.model.rng] + [layer.rng for layer in self.model.layers if hasattr(layer, "rng")]
+
+    def first_nonfinite(self) -> str | None:
+        """The first weight or optimizer slot holding NaN or inf (``"dense/kernel, Adam's v"``), or None."""
+        model = self.model
+        return LastFiniteStep.first_nonfinite(model.optimizer, [n for n, _ in model.named_params()], model.params)
+
+    def find(self, batches, step_fn) -> tuple[int, str]:
+        """Restore the snapshot, replay ``step_fn(*batch)`` for ``batches()`` (a fresh iterator
+        over the epoch's batches) until a step leaves a non-finite array; undo that step and
+        return ``(step, array name)``."""
+        model, optimizer = self.model, self.model.optimizer
+        model.set_weights(self.weights)
+        optimizer.slots = None if self.slots is None else [{k: v.copy() for k, v in s.items()} for s in self.slots]
+        optimizer.iterations = self.iterations
+        for gen, state in zip(self._generators(), self.rngs):
+            gen.bit_generator.state = state
+        undo = LastFiniteStep()
+        for step, batch in enumerate(batches(), start=1):
+            undo.save(optimizer, model.params)
+            step_fn(*batch)
+            where = self.first_nonfinite()
+            if where is not None:
+                undo.restore(optimizer, model.params)
+                return step, where
+        raise RuntimeError(f"{model.name}: the replay of the epoch did not reproduce the non-finite update")
