@@ -1,6 +1,7 @@
 """The command line end to end on the real PneumoniaMNIST: train, evaluate, predict, gradcheck."""
 
 import json
+import math
 import re
 import subprocess
 import sys
@@ -31,12 +32,12 @@ def run_dir(medmnist_dir, tmp_path_factory):
 @pytest.mark.slow
 def test_train_two_epochs_writes_the_run_folder(run_dir, capsys):
     expected = {"model.npz", "history.json", "metrics.json", "training_curves.png",
-                "confusion_matrix.png", "roc_curve.png"}
+                "confusion_matrix.png", "roc_curve.png", "calibration.png"}
     metrics = json.loads((run_dir / "metrics.json").read_text())
     expected |= {f"pneumoniamnist_{split}_[AUC]{metrics[split]['auc']:.3f}_[ACC]{metrics[split]['acc']:.3f}"
                  "@tinycnn-deeper-seed0.csv" for split in ("val", "test")}
     assert {p.name for p in run_dir.iterdir()} == expected
-    for png in ("training_curves.png", "confusion_matrix.png", "roc_curve.png"):
+    for png in ("training_curves.png", "confusion_matrix.png", "roc_curve.png", "calibration.png"):
         assert (run_dir / png).read_bytes()[:8] == PNG_SIGNATURE
     history = json.loads((run_dir / "history.json").read_text())
     assert {"loss", "accuracy", "val_acc", "val_auc"} <= set(history) and len(history["loss"]) == 2
@@ -133,6 +134,98 @@ def test_an_old_style_model_file_still_evaluates_right_and_warns_from_python(med
         loaded = tc.load_model(tmp_path / "old.npz")
     wrong = medmnist_scores("binary-class", data.test.labels, loaded.predict(x_test))
     assert wrong != right
+
+
+def _scores_of(run_dir, split):
+    """(labels, positive-class scores) of a split, read back from the run's MedMNIST result file."""
+    (path,) = run_dir.glob(f"pneumoniamnist_{split}_*.csv")
+    rows = [line.split(",") for line in path.read_text().splitlines()]
+    return [float(np.float32(row[2])) for row in rows]        # float32 scores, written as their shortest decimals
+
+
+@pytest.mark.slow
+def test_the_run_chooses_its_thresholds_on_val_and_measures_them_on_test(run_dir, medmnist_dir):
+    """metrics.json's clinical numbers of a real PneumoniaMNIST run, recomputed here by brute force
+    from the run's own val and test result files: the threshold is the validation split's, the
+    sensitivity/specificity/PPV/NPV are counted on test."""
+    clinical = json.loads((run_dir / "metrics.json").read_text())["clinical"]
+    with np.load(medmnist_dir / "pneumoniamnist.npz", allow_pickle=False) as d:
+        y_val, y_test = d["val_labels"][:, 0].tolist(), d["test_labels"][:, 0].tolist()
+    s_val, s_test = _scores_of(run_dir, "val"), _scores_of(run_dir, "test")
+
+    def rates(ys, ss, t):
+        tp = sum(1 for y, s in zip(ys, ss) if y == 1 and s >= t)
+        fn = sum(1 for y, s in zip(ys, ss) if y == 1 and s < t)
+        tn = sum(1 for y, s in zip(ys, ss) if y == 0 and s < t)
+        fp = sum(1 for y, s in zip(ys, ss) if y == 0 and s >= t)
+        return tp / (tp + fn), tn / (tn + fp), tp / (tp + fp) if tp + fp else math.nan, tn / (tn + fn) if tn + fn \
+            else math.nan
+
+    candidates = sorted(set(s_val), reverse=True)                 # every validation score, highest first
+    by_sensitivity = next(t for t in candidates if rates(y_val, s_val, t)[0] >= 0.95)
+    youden = max(candidates, key=lambda t: (sum(rates(y_val, s_val, t)[:2]), t))   # a tie: the larger t
+    points = clinical["operating_points"]
+    assert points["target_sensitivity"] == 0.95
+    assert points["sensitivity_target"]["threshold"] == by_sensitivity
+    assert points["youden"]["threshold"] == youden
+    for key, t in (("sensitivity_target", by_sensitivity), ("youden", youden)):
+        test = points[key]["test"]
+        se, sp, ppv, npv = rates(y_test, s_test, t)
+        assert (test["sensitivity"], test["specificity"], test["ppv"], test["npv"]) == pytest.approx((se, sp, ppv, npv))
+        assert test["n"] == 624 and test["positives"] == 390
+    # Bayes' rule at the default prevalence (10 %), from the test sensitivity and specificity
+    se, sp = points["sensitivity_target"]["test"]["sensitivity"], points["sensitivity_target"]["test"]["specificity"]
+    at = clinical["at_prevalence"]
+    assert at["prevalence"] == 0.1
+    assert at["ppv"] == pytest.approx(0.1 * se / (0.1 * se + 0.9 * (1 - sp)))
+    assert at["npv"] == pytest.approx(0.9 * sp / (0.9 * sp + 0.1 * (1 - se)))
+    # the intervals: 95 %, 1000 seeded resamples, around the test numbers
+    ci = clinical["test_ci"]
+    assert (ci["level"], ci["resamples"], ci["seed"]) == (0.95, 1000, 0)
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    for key in ("auc", "acc"):
+        assert 0 < ci[key]["low"] <= metrics["test"][key] <= ci[key]["high"] <= 1
+        assert ci[key]["high"] - ci[key]["low"] < 0.15                # 624 images: a few points wide
+    # ECE over 10 equal-width bins of p(pneumonia), one sample at a time
+    bins = [[] for _ in range(10)]
+    for y, s in zip(y_test, s_test):
+        bins[max(0, math.ceil(s * 10) - 1)].append((y, s))
+    ece = sum(len(b) / 624 * abs(sum(y for y, _ in b) / len(b) - sum(s for _, s in b) / len(b)) for b in bins if b)
+    assert clinical["calibration"]["ece"] == pytest.approx(ece, abs=1e-6)
+    assert clinical["calibration"]["kind"] == "positive" and sum(clinical["calibration"]["count"]) == 624
+
+
+@pytest.mark.slow
+def test_evaluate_prints_the_same_clinical_summary_and_takes_a_prevalence(run_dir, medmnist_dir, capsys):
+    clinical = json.loads((run_dir / "metrics.json").read_text())["clinical"]
+    assert main(["evaluate", str(run_dir / "model.npz"), "--data", str(medmnist_dir), "--prevalence", "0.3"]) == 0
+    out = capsys.readouterr().out
+    t = clinical["operating_points"]["sensitivity_target"]["threshold"]
+    test = clinical["operating_points"]["sensitivity_target"]["test"]
+    assert f"threshold {t:.4g}: largest threshold with validation sensitivity >= 0.95" in out
+    assert f"sensitivity {test['sensitivity']:.3f}  specificity {test['specificity']:.3f}" in out
+    se, sp = test["sensitivity"], test["specificity"]
+    assert f"at prevalence 0.3 (test sensitivity/specificity): PPV {0.3 * se / (0.3 * se + 0.7 * (1 - sp)):.3f}" in out
+    ci = clinical["test_ci"]["auc"]
+    assert f"[95% CI {ci['low']:.3f}-{ci['high']:.3f}]" in out and "ECE" in out
+
+
+@pytest.mark.parametrize("command", ["train", "evaluate"])
+@pytest.mark.parametrize("value", ["0", "1", "1.5", "-0.1", "nan"])
+def test_a_prevalence_outside_0_1_is_a_clear_error(command, value, tmp_path, capsys):
+    argv = ["train", "--epochs", "1", "--out", str(tmp_path / "r")] if command == "train" \
+        else ["evaluate", str(tmp_path / "model.npz")]
+    assert main([*argv, "--data", str(tmp_path), "--prevalence", value]) == 2
+    err = capsys.readouterr().err
+    assert f"tinycnn {command}: error: prevalence must be a number strictly between 0 and 1" in err
+    assert "Traceback" not in err and not (tmp_path / "r").exists()
+
+
+def test_a_target_sensitivity_outside_0_1_is_a_clear_error(tmp_path, capsys):
+    assert main(["train", "--target-sensitivity", "95", "--data", str(tmp_path), "--out", str(tmp_path / "r")]) == 2
+    assert "target sensitivity must be in (0, 1] (e.g. 0.95), got 95.0" in capsys.readouterr().err
+    assert main(["evaluate", str(tmp_path / "model.npz"), "--resamples", "0"]) == 2
+    assert "resamples must be a positive int, got 0" in capsys.readouterr().err
 
 
 def test_predict_refuses_a_wrong_size_image(tmp_path, capsys):

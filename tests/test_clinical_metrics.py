@@ -569,8 +569,42 @@ def test_clinical_report_multiclass_and_multilabel():
     y_ml = rng.integers(0, 2, size=(60, 3))
     s_ml = rng.random((60, 3))
     report = clinical_report("multi-label, binary-class", y_ml, s_ml, y_ml, s_ml, resamples=30)
-    assert set(report) == {"task", "n_validation", "n_test", "validation", "test", "test_ci"}
+    assert set(report) == {"task", "n_validation", "n_test", "validation", "test", "test_ci",
+                           "per_label", "not_applicable"}
     json.dumps(report, allow_nan=False)
+
+
+def test_a_multilabel_report_gives_each_label_and_says_what_it_leaves_out():
+    rng = np.random.default_rng(5)
+    y = rng.integers(0, 2, size=(40, 3))
+    s = np.round(rng.random((40, 3)), 1)                   # one decimal: ties, and scores of exactly 0.5
+    report = clinical_report("multi-label, binary-class", y, s, y, s, resamples=20)
+    for j in range(3):
+        assert report["per_label"]["auc"][j] == pytest.approx(pairwise_auc(y[:, j], s[:, j]))
+        right = sum(1 for i in range(40) if (s[i, j] > 0.5) == (y[i, j] == 1))   # official rule: > 0.5
+        assert report["per_label"]["acc"][j] == pytest.approx(right / 40)
+        assert report["per_label"]["positives"][j] == sum(int(v) for v in y[:, j])
+    assert not {"operating_points", "at_prevalence", "calibration", "per_class"} & set(report)
+    for left_out in ("threshold", "PPV/NPV", "calibration", "per-class"):
+        assert left_out in report["not_applicable"]
+    text = format_clinical_report(report, names=["effusion", "mass", "nodule"])
+    assert f"mass: AUC {report['per_label']['auc'][1]:.3f}" in text and "not computed:" in text
+
+
+def test_format_clinical_report_brief_shows_only_the_test_rows_and_uses_names():
+    y_val, p_val = _binary_split(0, 300)
+    y_test, p_test = _binary_split(1, 400)
+    report = clinical_report("binary-class", y_val, p_val, y_test, p_test, prevalence=0.1, resamples=50)
+    full = format_clinical_report(report)
+    brief = format_clinical_report(report, brief=True)
+    assert full.count("validation  sensitivity") == 2 and "validation  sensitivity" not in brief
+    assert brief.count("test        sensitivity") == 2 == full.count("test        sensitivity")
+    assert "seed 0" in brief and "50 bootstrap resamples" in brief
+    y = np.repeat(np.arange(3), 10)
+    probs = np.eye(3)[y] * 0.7 + 0.1
+    named = format_clinical_report(clinical_report("multi-class", y, probs, y, probs, resamples=10),
+                                   names=["a", "b", "c"])
+    assert "c: precision 1.000  recall 1.000  F1 1.000  (n=10)" in named
 
 
 def test_clinical_report_bad_input():

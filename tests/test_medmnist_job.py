@@ -12,8 +12,8 @@ import tinycnn as tc
 from tinycnn.cli import main
 from tinycnn.datasets import INFO, to_float
 from tinycnn.io import PreprocessingWarning, load_model
-from tinycnn.medmnist_job import (DEFAULT_RECIPE, Recipe, move_standardization_into_model, preprocess, targets,
-                                  train, with_overrides, write_medmnist_results)
+from tinycnn.medmnist_job import (DEFAULT_RECIPE, Recipe, clinical_evaluation, move_standardization_into_model,
+                                  preprocess, targets, train, with_overrides, write_medmnist_results)
 from tinycnn.metrics import medmnist_scores
 
 
@@ -44,8 +44,9 @@ def test_pipeline_runs_for_multilabel_and_rgb_multiclass(tmp_path, name):
         assert 0.0 <= result["test"][key] <= 1.0
     results = {f"{name}_{split}_[AUC]{result[split]['auc']:.3f}_[ACC]{result[split]['acc']:.3f}"
                "@tinycnn-deeper-seed0.csv" for split in ("val", "test")}
+    calibration = set() if INFO[name].task.startswith("multi-label") else {"calibration.png"}   # single-label only
     assert {p.name for p in out.iterdir()} == {"model.npz", "history.json", "metrics.json", "training_curves.png",
-                                               "confusion_matrix.png", "roc_curve.png", *results}
+                                               "confusion_matrix.png", "roc_curve.png", *results, *calibration}
     model = load_model(out / "model.npz")
     assert model.metadata["task"] == INFO[name].task
     assert model.output_shape == (len(INFO[name].labels),)
@@ -303,3 +304,77 @@ def test_oversampling_follows_the_task():
     assert with_overrides(recipe, oversample="always").sampler("multi-class") == "oversample"
     assert with_overrides(recipe, oversample="never").sampler("binary-class") is None
     assert recipe.sampler("multi-label, binary-class") is None
+
+
+# -- the clinical evaluation in the run ------------------------------------------------------------
+def test_a_multiclass_run_reports_per_class_scores_recomputed_from_its_test_file(medmnist_dir, tmp_path):
+    """A real RetinaMNIST run (1 epoch): metrics.json's per-class recall/precision/F1 are the ones
+    counted here from the run's own MedMNIST test file; no thresholds (not a binary task); the
+    top-label calibration and its figure."""
+    out = tmp_path / "run"
+    result = train("retinamnist", Recipe(epochs=1), seed=0, out=out, root=medmnist_dir, verbose=0, resamples=200)
+    clinical = json.loads((out / "metrics.json").read_text())["clinical"]
+    assert clinical == result["clinical"]
+    (test_file,) = out.glob("retinamnist_test_*.csv")
+    scores = read_result_file(test_file)[1]
+    with np.load(medmnist_dir / "retinamnist.npz", allow_pickle=False) as d:
+        truth = d["test_labels"][:, 0].tolist()
+    predicted = scores.argmax(axis=1).tolist()
+    for c in range(5):
+        tp = sum(1 for t, p in zip(truth, predicted) if t == c and p == c)
+        support = truth.count(c)
+        called = predicted.count(c)
+        assert clinical["per_class"]["support"][c] == support
+        assert clinical["per_class"]["recall"][c] == pytest.approx(tp / support)
+        if called:
+            assert clinical["per_class"]["precision"][c] == pytest.approx(tp / called)
+            if tp:
+                assert clinical["per_class"]["f1"][c] == pytest.approx(2 * tp / (support + called))
+        else:
+            assert clinical["per_class"]["precision"][c] is None              # 0/0: undefined, not 0
+    assert "operating_points" not in clinical and "at_prevalence" not in clinical
+    assert clinical["calibration"]["kind"] == "top-label" and 0 <= clinical["calibration"]["ece"] <= 1
+    assert clinical["test_ci"]["resamples"] == 200 and clinical["test_ci"]["seed"] == 0
+    assert clinical["test_ci"]["auc"]["low"] <= result["test"]["auc"] <= clinical["test_ci"]["auc"]["high"]
+    assert (out / "calibration.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_a_multilabel_run_reports_each_label_and_says_what_does_not_apply(tmp_path, capsys):
+    fake_medmnist(tmp_path, "chestmnist", n=(40, 20, 300))         # enough test images to bootstrap 14 labels
+    out = tmp_path / "run"
+    train("chestmnist", Recipe(epochs=1, batch_size=16), seed=0, out=out, root=tmp_path, verbose=1, resamples=50)
+    printed = capsys.readouterr().out
+    clinical = json.loads((out / "metrics.json").read_text())["clinical"]
+    with np.load(tmp_path / "chestmnist.npz") as d:
+        labels = d["test_labels"]
+    assert clinical["per_label"]["positives"] == labels.sum(axis=0).tolist()
+    assert len(clinical["per_label"]["auc"]) == 14
+    assert "threshold" in clinical["not_applicable"] and "calibration" in clinical["not_applicable"]
+    assert "operating_points" not in clinical and not (out / "calibration.png").exists()
+    assert f"{INFO['chestmnist'].labels[0]}: AUC" in printed and "not computed:" in printed
+
+
+@pytest.mark.parametrize("options, match", [
+    ({"prevalence": 0.0}, "prevalence must be a number strictly between 0 and 1"),
+    ({"prevalence": 1.0}, "prevalence must be a number strictly between 0 and 1"),
+    ({"prevalence": -0.2}, "prevalence must be a number strictly between 0 and 1"),
+    ({"prevalence": float("nan")}, "prevalence must be a number strictly between 0 and 1"),
+    ({"prevalence": True}, "prevalence must be a number strictly between 0 and 1"),
+    ({"target_sensitivity": 0.0}, r"target sensitivity must be in \(0, 1\]"),
+    ({"target_sensitivity": 1.5}, r"target sensitivity must be in \(0, 1\]"),
+    ({"resamples": 0}, "resamples must be a positive int"),
+])
+def test_bad_clinical_options_stop_the_run_before_training(tmp_path, options, match):
+    with pytest.raises(ValueError, match=match):          # no data in tmp_path: it stops before loading any
+        train("breastmnist", Recipe(epochs=1), root=tmp_path, out=tmp_path / "r", verbose=0, **options)
+    assert not (tmp_path / "r").exists()
+
+
+def test_data_that_cannot_give_a_clinical_report_leave_a_reason_not_a_crash():
+    """14 labels, each with a single positive among 20 images: almost no resample holds a positive
+    of every label, so no bootstrap interval; the run keeps its model and says why."""
+    y = np.zeros((20, 14), np.uint8)
+    y[np.arange(14), np.arange(14)] = 1
+    s = np.linspace(0.1, 0.9, 20 * 14).reshape(20, 14).astype(np.float32)
+    clinical = clinical_evaluation("multi-label, binary-class", y, s, y, s, resamples=10)
+    assert set(clinical) == {"task", "error"} and "too few samples for a bootstrap" in clinical["error"]

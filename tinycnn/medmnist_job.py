@@ -13,8 +13,18 @@ and report that model's ACC and AUC on ``test``.
     result["test"]                                    # {"acc": ..., "auc": ...}
 
 A run folder holds ``model.npz``, ``history.json``, ``metrics.json``, ``training_curves.png``,
-``confusion_matrix.png``, ``roc_curve.png``, and MedMNIST's standard evaluation files of the
-validation and test scores (below).
+``confusion_matrix.png``, ``roc_curve.png``, ``calibration.png`` (single-label tasks), and
+MedMNIST's standard evaluation files of the validation and test scores (below).
+
+**The clinical evaluation** (``metrics.json``'s ``clinical``, printed at the end of the run and
+by ``tinycnn evaluate``; :func:`clinical_evaluation`, :func:`tinycnn.metrics.clinical_report`):
+95 % percentile bootstrap intervals of the test AUC and ACC (1000 resamples, seed 0, stated in
+the json); for binary tasks two operating thresholds chosen on the *validation* scores — the
+largest reaching sensitivity 0.95 (``--target-sensitivity``) and Youden's — each with its
+sensitivity, specificity, PPV and NPV on validation and on test, and PPV/NPV of the first at a
+given prevalence (``--prevalence``, default 0.1); the test ECE and reliability curve (10 bins;
+``calibration.png``); per-class precision/recall/F1 for multi-class and ordinal tasks; per-label
+AUC and ACC for multi-label tasks, which get no thresholds or calibration (the json says so).
 
 **The model is whole.** It takes the images as ``uint8 / 255`` in float32, NHWC
 (:func:`tinycnn.datasets.to_float`), nothing more: when the recipe standardises (``normalize``,
@@ -52,7 +62,9 @@ from __future__ import annotations
 
 import copy
 import json
+import os
 import re
+import tempfile
 import time
 from dataclasses import asdict, dataclass, replace
 from datetime import datetime
@@ -84,7 +96,7 @@ class Recipe:
     weight_decay: float = 0.0       # decoupled weight decay: AdamW instead of Adam when > 0
     class_weight: str | None = None  # "balanced": weight each class's loss by N / (classes · count)
     early_stopping: int | None = None  # patience in epochs on the validation AUC (None: off)
-    schedule: str = "cosine"        # learning rate: "none", "step" (×0.1 at 50% and 75%) or "cosine"
+    schedule: str = "none"          # learning rate: "none" (constant), "step" (×0.1 at 50% and 75%) or "cosine"
     oversample: str = "binary"      # draw smaller classes up to the largest: "binary" tasks only, "always", "never"
 
     def check(self) -> "Recipe":
@@ -121,18 +133,31 @@ class Recipe:
     def callbacks(self) -> list:
         """The learning-rate schedule and early stopping this recipe asks for."""
         found = []
-        if self.schedule != "none":
-            found.append(LearningRateScheduler(SCHEDULES[self.schedule](self.learning_rate, self.epochs)))
+        # "none" is a constant rate, set through the scheduler too, so every run's history records its lr
+        found.append(LearningRateScheduler(SCHEDULES[self.schedule](self.learning_rate, self.epochs)))
         if self.early_stopping is not None:
             # restore_best_weights is left to the pipeline, which keeps the best-val-AUC weights anyway
             found.append(EarlyStopping("val_auc", patience=self.early_stopping, mode="max", restore_best_weights=False))
         return found
 
 
-SCHEDULES = {"none": None, "step": step_decay, "cosine": cosine_decay}
+def constant(initial: float, epochs: int):
+    """The learning rate ``initial`` at every epoch (the schedule "none")."""
+    return lambda epoch: initial
+
+
+SCHEDULES = {"none": constant, "step": step_decay, "cosine": cosine_decay}
 
 
 DEFAULT_RECIPE = Recipe()
+
+# The clinical evaluation's defaults (``tinycnn train``/``evaluate`` --prevalence,
+# --target-sensitivity). The prevalence is a stand-in for a screening population, not the
+# MedMNIST splits' (74 % pneumonia in PneumoniaMNIST's train and val): PPV and NPV depend on where
+# a test is used, so give the prevalence of yours.
+DEFAULT_PREVALENCE = 0.10
+DEFAULT_TARGET_SENSITIVITY = 0.95
+DEFAULT_RESAMPLES = 1000                 # bootstrap resamples of the test split (seed 0)
 
 
 def preprocess(images: np.ndarray, preprocessing: dict) -> np.ndarray:
@@ -152,11 +177,12 @@ def targets(labels: np.ndarray, task: str) -> np.ndarray:
     return labels.astype(np.float32) if task.startswith("multi-label") else labels.reshape(-1).astype(np.int64)
 
 
-def build_model(recipe: Recipe, info, seed) -> Sequential:
-    """The recipe's zoo network for ``info``'s task, initialised from ``seed`` and compiled (no
-    preprocessing layer: :func:`train` puts the adapted ``Normalization`` in front of it)."""
+def build_model(recipe: Recipe, info, seed, size: int = 28) -> Sequential:
+    """The recipe's zoo network for ``info``'s task and ``size``×``size`` images, initialised from
+    ``seed`` and compiled (no preprocessing layer: :func:`train` puts the adapted
+    ``Normalization`` in front of it)."""
     multilabel = info.task.startswith("multi-label")
-    model = MODELS[recipe.model](info.n_classes, input_shape=(28, 28, info.n_channels), seed=seed,
+    model = MODELS[recipe.model](info.n_classes, input_shape=(size, size, info.n_channels), seed=seed,
                                  output_activation="sigmoid" if multilabel else "softmax", dropout=recipe.dropout)
     optimizer = AdamW(recipe.learning_rate, weight_decay=recipe.weight_decay) if recipe.weight_decay \
         else Adam(recipe.learning_rate)
@@ -216,18 +242,74 @@ def score(model: Sequential, x, labels, task) -> tuple[dict, np.ndarray]:
     return metrics.medmnist_scores(task, labels, y_score), y_score
 
 
+def check_clinical_options(prevalence, target_sensitivity, resamples=DEFAULT_RESAMPLES) -> None:
+    """ValueError unless 0 < ``prevalence`` < 1, 0 < ``target_sensitivity`` <= 1 and ``resamples``
+    is a positive int."""
+    if isinstance(prevalence, bool) or not isinstance(prevalence, (int, float)) or not 0 < prevalence < 1:
+        raise ValueError(f"prevalence must be a number strictly between 0 and 1 (e.g. 0.1 for 10 %), got "
+                         f"{prevalence!r}")
+    if isinstance(target_sensitivity, bool) or not isinstance(target_sensitivity, (int, float)) \
+            or not 0 < target_sensitivity <= 1:
+        raise ValueError(f"target sensitivity must be in (0, 1] (e.g. 0.95), got {target_sensitivity!r}")
+    if isinstance(resamples, bool) or not isinstance(resamples, int) or resamples < 1:
+        raise ValueError(f"resamples must be a positive int, got {resamples!r}")
+
+
+def clinical_evaluation(task: str, y_val, s_val, y_test, s_test, *, prevalence: float = DEFAULT_PREVALENCE,
+                        target_sensitivity: float = DEFAULT_TARGET_SENSITIVITY,
+                        resamples: int = DEFAULT_RESAMPLES, seed: int = 0) -> dict:
+    """:func:`tinycnn.metrics.clinical_report` of the validation and test scores (thresholds chosen
+    on validation, measured on test; intervals from ``resamples`` bootstrap resamples with
+    ``seed``), JSON-ready. Where the data cannot give a report (e.g. a validation split without a
+    positive, or a class too rare to bootstrap), the dict is ``{"task": task, "error": reason}``
+    instead: the trained model and its official scores are still worth saving."""
+    check_clinical_options(prevalence, target_sensitivity, resamples)
+    try:
+        return metrics.clinical_report(task, y_val, s_val, y_test, s_test, sensitivity=target_sensitivity,
+                                       prevalence=prevalence if task == "binary-class" else None,
+                                       resamples=resamples, seed=seed)
+    except ValueError as err:
+        return {"task": task, "error": str(err)}
+
+
+def format_clinical(clinical: dict, names=None) -> str:
+    """The console summary of a :func:`clinical_evaluation` (test numbers at thresholds chosen on
+    validation)."""
+    if "error" in clinical:
+        return f"clinical evaluation not computed: {clinical['error']}"
+    return ("clinical evaluation (thresholds chosen on validation, measured on test):\n"
+            + metrics.format_clinical_report(clinical, brief=True, names=names))
+
+
 def train(dataset: str = "pneumoniamnist", recipe: Recipe = DEFAULT_RECIPE, seed: int = 0, out=None,
-          root=None, verbose: int = 1, write: bool = True) -> dict:
+          root=None, verbose: int = 1, write: bool = True, size: int = 28, *,
+          prevalence: float = DEFAULT_PREVALENCE, target_sensitivity: float = DEFAULT_TARGET_SENSITIVITY,
+          resamples: int = DEFAULT_RESAMPLES) -> dict:
     """Train ``recipe`` on ``dataset`` with ``seed``; returns the run's results (and writes the
-    run folder when ``write``). ``out`` defaults to ``runs/<dataset>-<model>-seed<seed>-<time>``."""
+    run folder when ``write``). ``out`` defaults to ``runs/<dataset>-<model>-seed<seed>-<time>``.
+    ``size`` picks the images: 28 (MedMNIST) or a MedMNIST+ size, 64, 128 or 224 (the file
+    ``<dataset>_<size>.npz``, the model built for it; ``metrics.json`` and the model's metadata
+    record it).
+
+    After training, the clinical evaluation (:func:`clinical_evaluation`: bootstrap intervals
+    from ``resamples`` resamples, for binary tasks the thresholds chosen on validation — the one
+    reaching ``target_sensitivity``, and Youden's — measured on test, PPV/NPV at
+    ``prevalence``, calibration, per-class scores) goes into ``result["clinical"]`` and
+    ``metrics.json``, and ``calibration.png`` into the run folder."""
     recipe = recipe.check()
+    check_clinical_options(prevalence, target_sensitivity, resamples)      # before, not after, training
+    if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool) or seed < 0:
+        raise ValueError(f"seed must be an int >= 0, got {seed!r}")
     started = time.perf_counter()
-    data = load(dataset, root=root)
-    info = data.info
+    data = load(dataset, root=root, size=size)
+    info, size = data.info, data.size
+    if write:                                 # a folder we cannot write fails now, not after training
+        run_dir = _run_dir(out, info.name + ("" if size == 28 else f"_{size}"), recipe.model, seed)
+        check_writable_folder(run_dir)
     x_train, x_val, x_test = (to_float(part.images) for part in (data.train, data.val, data.test))
     y_train = targets(data.train.labels, info.task)
 
-    model = build_model(recipe, info, seed)
+    model = build_model(recipe, info, seed, size)
     # With normalize, the model that is scored and saved is Normalization (adapted on the training
     # images) → the network. That layer has nothing to learn, so the network trains on the images
     # standardised once, up front (no backprop into the images at every step); a random shift fills
@@ -249,8 +331,9 @@ def train(dataset: str = "pneumoniamnist", recipe: Recipe = DEFAULT_RECIPE, seed
     augment = None
     if recipe.shift:
         augment = lambda xb, rng: random_shift(xb, recipe.shift, rng)  # noqa: E731
+    at_size = "" if size == 28 else f" at {size}×{size}"        # MedMNIST+ images
     if verbose:
-        print(f"tinycnn: training '{recipe.model}' on {info.python_class} ({info.task}, "
+        print(f"tinycnn: training '{recipe.model}' on {info.python_class}{at_size} ({info.task}, "
               f"{len(x_train)} training images) for {recipe.epochs} epochs, seed {seed}")
     if recipe.class_weight and info.task.startswith("multi-label"):
         raise ValueError("class_weight='balanced' applies to single-label tasks, not to multi-label ones")
@@ -268,31 +351,69 @@ def train(dataset: str = "pneumoniamnist", recipe: Recipe = DEFAULT_RECIPE, seed
         preprocessing["normalization_layer"] = normalization.name
     val_scores, val_score_array = score(model, x_val, data.val.labels, info.task)
     test_scores, test_score_array = score(model, x_test, data.test.labels, info.task)
+    if verbose:      # about 1 s for PneumoniaMNIST's 624 test images, minutes for the largest test splits
+        print(f"clinical evaluation: {resamples} bootstrap resamples of the {len(x_test)} test images ...",
+              end=" ", flush=True)
+    clinical_started = time.perf_counter()
+    clinical = clinical_evaluation(info.task, data.val.labels, val_score_array, data.test.labels,
+                                   test_score_array, prevalence=prevalence,
+                                   target_sensitivity=target_sensitivity, resamples=resamples)
+    if verbose:
+        print(f"{time.perf_counter() - clinical_started:.0f} s")
     seconds = time.perf_counter() - started
 
     result = {
-        "dataset": info.name, "task": info.task, "seed": seed, "recipe": asdict(recipe),
+        "dataset": info.name, "size": size, "task": info.task, "seed": seed, "recipe": asdict(recipe),
         "best_epoch": best["epoch"], "val": val_scores, "test": test_scores,
-        "history": history, "seconds": seconds, "run_dir": None,
+        "clinical": clinical, "history": history, "seconds": seconds, "run_dir": None,
     }
-    model.metadata = {"dataset": info.name, "task": info.task, "labels": list(info.labels),
+    model.metadata = {"dataset": info.name, "size": size, "task": info.task, "labels": list(info.labels),
                       "preprocessing": preprocessing, "recipe": asdict(recipe), "seed": seed,
                       "best_epoch": best["epoch"], "val": val_scores, "test": test_scores}
     if verbose:
         print(f"\nbest validation AUC {best['auc']:.3f} at epoch {best['epoch']}; "
               f"test ACC {test_scores['acc']:.3f}, AUC {test_scores['auc']:.3f} ({seconds:.0f} s)\n")
         from . import published
-        print(published.comparison_table(info.name, test_scores, ours_label=f"tinycnn {recipe.model}"))
+        ours_label = f"tinycnn {recipe.model}" + ("" if size == 28 else f" ({size})")
+        print(published.comparison_table(info.name, test_scores, ours_label=ours_label))
+        print()
+        print(format_clinical(clinical, info.labels))
     if write:
-        run_dir = _run_dir(out, info.name, recipe.model, seed)
         write_run(run_dir, model, result, info, data.test.labels, test_score_array)
         for split, labels, y_score in (("val", data.val.labels, val_score_array),
                                        ("test", data.test.labels, test_score_array)):
-            write_medmnist_results(run_dir, info.name, split, labels, y_score, run_name(recipe.model, seed))
+            write_medmnist_results(run_dir, info.name, split, labels, y_score, run_name(recipe.model, seed),
+                                   size=size)
         result["run_dir"] = str(run_dir)
         if verbose:
             print(f"\nrun folder: {run_dir}")
     return result
+
+
+def check_writable_folder(folder: Path) -> None:
+    """Raise ``OSError`` with a clear message unless ``folder`` is (or can be made) a folder we can
+    write files into: it is created, a probe file is written and deleted. A folder created here is
+    removed again (the run writes it at the end)."""
+    folder = Path(folder)
+    if folder.exists() and not folder.is_dir():
+        raise NotADirectoryError(f"the run folder {folder} is a file, not a folder; pass --out a folder")
+    created = not folder.exists()
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(prefix=".tinycnn-probe-", dir=folder)
+        try:
+            os.write(fd, b"tinycnn checks this folder is writable before training\n")
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+            os.unlink(probe)
+    except OSError as err:
+        if created and folder.is_dir() and not any(folder.iterdir()):
+            folder.rmdir()
+        raise OSError(err.errno, f"cannot write the run folder {folder} ({err.strerror or err}); "
+                                 "choose another with --out") from None
+    if created:
+        folder.rmdir()
 
 
 def _run_dir(out, dataset, model_name, seed) -> Path:
@@ -308,7 +429,8 @@ def _run_dir(out, dataset, model_name, seed) -> Path:
 
 
 def write_run(run_dir: Path, model: Sequential, result: dict, info, y_test, y_score) -> None:
-    """The run folder: model, history, metrics, and three figures."""
+    """The run folder: model, history, metrics, and the figures (training curves, confusion
+    matrix, ROC, and — single-label tasks — the reliability diagram ``calibration.png``)."""
     from . import plot, published      # matplotlib is imported only when figures are drawn
     run_dir.mkdir(parents=True, exist_ok=True)
     model.save(run_dir / "model.npz")
@@ -329,6 +451,9 @@ def write_run(run_dir: Path, model: Sequential, result: dict, info, y_test, y_sc
                               title=f"{info.python_class} test")
     plot.roc_curves(info.task, y_test, y_score, list(info.labels), run_dir / "roc_curve.png",
                     title=f"{info.python_class} test ROC")
+    if not info.task.startswith("multi-label"):     # calibration of one probability per image
+        plot.reliability_diagram(y_test, y_score, path=run_dir / "calibration.png",
+                                 title=f"{info.python_class} test calibration")
 
 
 def run_name(model_name: str, seed) -> str:
@@ -336,10 +461,12 @@ def run_name(model_name: str, seed) -> str:
     return f"tinycnn-{model_name}-seed{seed}"
 
 
-def write_medmnist_results(folder, flag: str, split: str, labels, y_score, run: str) -> Path:
+def write_medmnist_results(folder, flag: str, split: str, labels, y_score, run: str, size: int = 28) -> Path:
     """Write MedMNIST's standard evaluation file of ``y_score`` on a split (atomically) and return
     its path: ``folder/{flag}_{split}_[AUC]{auc:.3f}_[ACC]{acc:.3f}@{run}.csv``, one line
     ``index,score_0,score_1,...`` per image, no header (the format is in this module's docstring).
+    For MedMNIST+ images (``size`` 64, 128, 224) the flag carries the official size suffix:
+    ``pneumoniamnist_64_test_...csv``, what ``Evaluator(flag, split, size=64)`` writes.
 
     ``flag``: the dataset's name (``"pneumoniamnist"``); ``split``: ``"train"``, ``"val"`` or
     ``"test"``; ``labels``: the split's labels as stored (``(N, 1)``, or ``(N, L)`` multi-label),
@@ -350,6 +477,8 @@ def write_medmnist_results(folder, flag: str, split: str, labels, y_score, run: 
     if flag not in INFO:
         raise ValueError(f"write_medmnist_results: unknown flag {flag!r}; expected a MedMNIST dataset name, one "
                          f"of {sorted(INFO)}")
+    size = INFO[flag].file(size).size              # a size the dataset is offered at, else a ValueError
+    size_flag = "" if size == 28 else f"_{size}"     # the official suffix: none at 28, "_64" at 64
     if split not in ("train", "val", "test"):
         raise ValueError(f"write_medmnist_results: split must be 'train', 'val' or 'test', got {split!r}")
     if not isinstance(run, str) or not re.fullmatch(r"[A-Za-z0-9_-]+", run):
@@ -360,7 +489,7 @@ def write_medmnist_results(folder, flag: str, split: str, labels, y_score, run: 
         raise ValueError(f"write_medmnist_results: y_score must be float scores of shape (N, classes), got "
                          f"{y_score.dtype} of shape {y_score.shape}")
     scores = metrics.medmnist_scores(INFO[flag].task, labels, y_score)
-    name = f"{flag}_{split}_[AUC]{scores['auc']:.3f}_[ACC]{scores['acc']:.3f}@{run}.csv"
+    name = f"{flag}{size_flag}_{split}_[AUC]{scores['auc']:.3f}_[ACC]{scores['acc']:.3f}@{run}.csv"
     # shortest decimals that read back as the same numbers (float32 scores: as float32)
     text = "".join(f"{i},{','.join(row)}\n" for i, row in enumerate(y_score.astype(str)))
     return atomic_write_text(Path(folder) / name, text)

@@ -1124,7 +1124,9 @@ def clinical_report(task: str, y_val, p_val, y_test, p_test, *, sensitivity: flo
     * binary, multi-class, ordinal — ``calibration``: test ECE and the reliability curve
       (``kind`` "positive" for binary, "top-label" otherwise; ``bins`` equal-width bins).
 
-    Multi-label tasks get the official scores and their intervals only.
+    * multi-label tasks — ``per_label``: each label's test AUC, ACC (``score > 0.5``, the
+      official rule) and number of positives; and ``not_applicable``, a sentence saying what is
+      left out (operating points, PPV/NPV, calibration, per-class scores) and why.
 
     Returns
     -------
@@ -1182,6 +1184,15 @@ def clinical_report(task: str, y_val, p_val, y_test, p_test, *, sensitivity: flo
         scores = per_class_scores(y_test, p_test)
         report["per_class"] = {k: scores[k] for k in ("precision", "recall", "f1", "support")}
         report["macro_f1"] = scores["macro_f1"]
+    else:                       # multi-label: each label is its own yes/no question
+        y_ml = _as_numeric(y_test, "y_test")
+        s_ml = _as_numeric(p_test, "p_test")
+        report["per_label"] = {
+            "auc": [auc(y_ml[:, j], s_ml[:, j]) for j in range(y_ml.shape[1])],
+            "acc": [float(np.mean((s_ml[:, j] > 0.5) == (y_ml[:, j] == 1))) for j in range(y_ml.shape[1])],
+            "positives": [int(np.sum(y_ml[:, j] == 1)) for j in range(y_ml.shape[1])],
+        }
+        report["not_applicable"] = MULTI_LABEL_NOTE
 
     if task != "multi-label, binary-class":
         curve = reliability_curve(y_test, p_test, bins)
@@ -1194,29 +1205,45 @@ def clinical_report(task: str, y_val, p_val, y_test, p_test, *, sensitivity: flo
     return _plain(report)
 
 
+#: What a multi-label report leaves out, and why (it is written into the report itself).
+MULTI_LABEL_NOTE = ("operating thresholds, sensitivity/specificity/PPV/NPV, PPV/NPV at a prevalence, "
+                    "calibration and per-class precision/recall/F1 are not computed for a multi-label "
+                    "task: each label would need its own threshold and prevalence; the report gives "
+                    "each label's test AUC and ACC (score > 0.5) instead")
+
+
 def _fmt(value, digits: int = 3) -> str:
     return "n/a" if value is None else f"{value:.{digits}f}"
 
 
-def format_clinical_report(report: dict) -> str:
-    """A few lines for the console from a :func:`clinical_report` dict."""
+def format_clinical_report(report: dict, *, brief: bool = False, names=None) -> str:
+    """A few lines for the console from a :func:`clinical_report` dict.
+
+    ``brief``: at each operating threshold, only the test split's numbers (the threshold itself
+    was chosen on validation either way). ``names``: class (or label) names to print instead of
+    ``class 0``, ``class 1``, ... for per-class and per-label lines.
+    """
     if not isinstance(report, dict) or "task" not in report or "test" not in report:
         raise ValueError("report must be a dict returned by clinical_report")
     ci = report["test_ci"]
     pct = f"{100 * ci['level']:g}%"
+
+    def name(c):
+        return str(names[c]) if names is not None and c < len(names) else f"class {c}"
+
     lines = [
         f"{report['task']}: test n={report['n_test']} (validation n={report['n_validation']})",
         f"  test AUC {_fmt(report['test']['auc'])}  [{pct} CI {_fmt(ci['auc']['low'])}-"
         f"{_fmt(ci['auc']['high'])}]   ACC {_fmt(report['test']['acc'])}  "
         f"[{_fmt(ci['acc']['low'])}-{_fmt(ci['acc']['high'])}]   "
-        f"({ci['resamples']} bootstrap resamples, {ci['redrawn']} redrawn)",
+        f"({ci['resamples']} bootstrap resamples, seed {ci['seed']}, {ci['redrawn']} redrawn)",
     ]
     points = report.get("operating_points")
     if points:
         for key in ("sensitivity_target", "youden"):
             point = points[key]
             lines.append(f"  threshold {point['threshold']:.4g}: {point['rule']}")
-            for split in ("validation", "test"):
+            for split in ("test",) if brief else ("validation", "test"):
                 op = point[split]
                 lines.append(
                     f"    {split:<10}  sensitivity {_fmt(op['sensitivity'])}  specificity "
@@ -1231,11 +1258,17 @@ def format_clinical_report(report: dict) -> str:
         pc = report["per_class"]
         rows = zip(pc["precision"], pc["recall"], pc["f1"], pc["support"])
         for c, (prec, rec, f1, n) in enumerate(rows):
-            lines.append(f"  class {c}: precision {_fmt(prec)}  recall {_fmt(rec)}  F1 {_fmt(f1)}"
+            lines.append(f"  {name(c)}: precision {_fmt(prec)}  recall {_fmt(rec)}  F1 {_fmt(f1)}"
                          f"  (n={n})")
         lines.append(f"  macro F1 {_fmt(report['macro_f1'])}")
+    if "per_label" in report:
+        pl = report["per_label"]
+        for j, (a, acc_j) in enumerate(zip(pl["auc"], pl["acc"])):
+            lines.append(f"  {name(j)}: AUC {_fmt(a)}  ACC {_fmt(acc_j)}  ({pl['positives'][j]} positive)")
     if "calibration" in report:
         cal = report["calibration"]
         lines.append(f"  calibration ({cal['kind']}, {cal['bins']} equal-width bins): "
                      f"ECE {_fmt(cal['ece'])}")
+    if "not_applicable" in report:
+        lines.append(f"  not computed: {report['not_applicable']}")
     return "\n".join(lines)

@@ -1,4 +1,7 @@
-"""Figures for a training run: learning curves, confusion matrix, ROC curves, sample images.
+"""Figures for a training run: learning curves, confusion matrix, ROC curves, sample images, the
+reliability diagram of predicted probabilities (``reliability_diagram``, a run folder's
+``calibration.png``) and per-layer training statistics (``layer_stats``, from
+:class:`tinycnn.callbacks.LayerStats`).
 
 Every function here draws one matplotlib figure and either writes it as a PNG file or hands it
 back:
@@ -36,7 +39,7 @@ from matplotlib.ticker import MaxNLocator
 
 from . import metrics
 
-__all__ = ["confusion_matrix", "image_grid", "reliability_diagram", "roc_curves", "save_figure",
+__all__ = ["confusion_matrix", "image_grid", "layer_stats", "reliability_diagram", "roc_curves", "save_figure",
            "training_curves"]
 
 #: Resolution of the PNG files, in dots per inch. Figure sizes below are in inches.
