@@ -1,0 +1,72 @@
+"""benchmarks/recipe_search.py: the selection rule on hand-worked scores, and no test number of a
+candidate in what the search keeps (real BreastMNIST)."""
+
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+
+from tinycnn.medmnist_job import train, with_overrides
+
+SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "recipe_search.py"
+
+
+@pytest.fixture(scope="module")
+def search():
+    spec = importlib.util.spec_from_file_location("recipe_search", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_highest_mean_auc_wins_and_ties_go_to_acc(search):
+    scores = {"a": {"auc": 0.9000, "acc": 0.80}, "b": {"auc": 0.9008, "acc": 0.79},
+              "c": {"auc": 0.9015, "acc": 0.70}, "d": {"auc": 0.8990, "acc": 0.99}}
+    # best 0.9015 (c); b is within 0.001 of it, a (0.0015 below) and d are not; b has the higher ACC
+    assert search.choose(scores) == "b"
+    assert search.choose(scores, tie=0.0) == "c"
+    assert search.choose(scores, tie=0.01) == "d"       # all tied: the highest ACC
+    with pytest.raises(ValueError):
+        search.choose({})
+
+
+def test_score_is_the_mean_over_datasets_of_the_mean_over_seeds(search):
+    runs = [{"dataset": "x", "val": {"auc": 0.8, "acc": 0.5}}, {"dataset": "x", "val": {"auc": 0.9, "acc": 0.7}},
+            {"dataset": "y", "val": {"auc": 0.6, "acc": 0.4}}]
+    # x: 0.85 / 0.6, y: 0.6 / 0.4 -> (0.85 + 0.6) / 2, (0.6 + 0.4) / 2 (not the mean of the three runs)
+    assert search.selection_score(runs, ["x", "y"]) == pytest.approx({"auc": 0.725, "acc": 0.5})
+    with pytest.raises(ValueError, match="no runs on z"):
+        search.selection_score(runs, ["x", "z"])
+
+
+def test_combination_takes_the_changes_that_beat_the_baseline(search):
+    changes = {"base": {}, "e30": {"epochs": 30}, "e40": {"epochs": 40}, "d": {"dropout": 0.3}, "w": {"shift": 3}}
+    scores = {"base": {"auc": 0.90}, "e30": {"auc": 0.93}, "e40": {"auc": 0.92}, "d": {"auc": 0.91},
+              "w": {"auc": 0.89}}
+    assert search.combination(scores, changes, "base") == {"epochs": 30, "dropout": 0.3}   # e30 beats e40
+    scores["d"]["auc"] = 0.89
+    assert search.combination(scores, changes, "base") == {}        # one field only: nothing to combine
+
+
+def test_a_candidate_run_keeps_validation_numbers_only(search, medmnist_dir, tmp_path, monkeypatch):
+    recipe = with_overrides(search.BASELINE, epochs=2)          # what the candidate below trains
+    kept = search.validation_run("breastmnist", recipe, seed=0, root=medmnist_dir)
+    assert set(kept) == {"val", "best_epoch", "epochs_run", "seconds"}
+    full = train("breastmnist", recipe, seed=0, root=medmnist_dir, verbose=0, write=False)
+    assert kept["val"] == pytest.approx(full["val"]) and kept["best_epoch"] == full["best_epoch"]
+
+    monkeypatch.setattr(search, "RESULTS", tmp_path)
+    monkeypatch.setattr(search, "CANDIDATES", {"tiny": {"epochs": 2}})
+    search.main(["--datasets", "breastmnist", "--seeds", "0", "--no-combined", "--data", str(medmnist_dir)])
+    doc = json.loads((tmp_path / "recipe_search.json").read_text())
+    (run,) = doc["candidates"]["tiny"]["runs"]
+    assert run["val"] == pytest.approx(full["val"]) and doc["chosen"] == "tiny"
+
+    def keys(node):
+        if isinstance(node, dict):
+            return set(node) | set().union(*map(keys, node.values()))
+        return set().union(*map(keys, node)) if isinstance(node, list) else set()
+    assert "test" not in keys(doc)
+    md = (tmp_path / "recipe_search.md").read_text()
+    assert "test AUC" not in md and "test ACC" not in md
