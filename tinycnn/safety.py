@@ -1,7 +1,9 @@
 """Training that fails safely: non-finite values, Ctrl-C, and the errors they raise.
 
 * :class:`NonFiniteError` — a NaN or inf appeared in the loss, a layer's output or a gradient.
-  ``fit`` checks *before* the optimizer step, so the weights stay those of the last finite step.
+  ``fit`` checks the loss and gradients *before* the optimizer step, and the update itself after
+  it (once per epoch, rewinding and replaying the epoch to find the step: ``training.Rewind``), so
+  the weights and optimizer state stay those of the last finite step.
 * :class:`DeferredInterrupt` — while ``fit`` runs, Ctrl-C (SIGINT) only raises a flag; the
   current step finishes (an update is never half-applied), then ``fit`` stops and returns the
   history so far. A second Ctrl-C interrupts at once.
