@@ -4,6 +4,7 @@ Tests that need the real MedMNIST files or Keras *skip* on a developer's machine
 but *fail* when ``CI=true``: in CI a missing dependency is a broken set-up, not a reason to pass.
 """
 
+import importlib.util
 import os
 from pathlib import Path
 
@@ -49,3 +50,34 @@ def medmnist_dir() -> Path:
     if folder is None:
         missing("the real MedMNIST files ($TINYCNN_DATA or ../shared/medmnist)")
     return folder
+
+
+def load_script(path: Path, name: str | None = None):
+    """A script that is not part of the package (``benchmarks/*.py``, ``tutorials/run.py``), imported
+    by path."""
+    spec = importlib.util.spec_from_file_location(name or Path(path).stem, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="session")
+def keras():
+    """Keras with the TensorFlow backend (skip, or fail in CI, without them)."""
+    try:
+        import keras
+        import tensorflow  # noqa: F401  (the backend)
+    except ImportError:
+        missing("Keras with the TensorFlow backend (pip install -e \".[keras]\")")
+    return keras
+
+
+@pytest.fixture
+def isolated(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
+    """No $TINYCNN_DATA and a fresh empty $HOME: only the folders a test names are searched, and the
+    real ~/.medmnist is never touched."""
+    home = tmp_path / "home"
+    home.mkdir()
+    monkeypatch.delenv("TINYCNN_DATA", raising=False)
+    monkeypatch.setenv("HOME", str(home))
+    return home

@@ -6,7 +6,6 @@ time and memory per refusal); each test here says what the file tries. The last 
 crafted file in a fresh process and holds each refusal to 0.5 s and 50 MB.
 """
 
-import importlib.util
 import json
 import os
 import signal
@@ -25,10 +24,9 @@ from tinycnn import io as tio
 from tinycnn.cli import CLIError, main, read_image
 from tinycnn.io import ModelFileError, load_model, save_model
 
-REPO = Path(__file__).resolve().parent.parent
-_spec = importlib.util.spec_from_file_location("refusals", REPO / "benchmarks" / "maintainers" / "refusals.py")
-refusals = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(refusals)
+from .conftest import REPO, load_script
+
+refusals = load_script(REPO / "benchmarks" / "maintainers" / "refusals.py")
 
 
 @pytest.fixture(scope="module")

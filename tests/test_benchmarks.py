@@ -7,7 +7,6 @@ batches, produce the same per-batch losses. The tests after it run each maintain
 benchmarks/maintainers/ for one short round.
 """
 
-import importlib.util
 import json
 import subprocess
 import sys
@@ -16,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from .conftest import missing
+from .conftest import load_script, missing
 
 REPO = Path(__file__).resolve().parent.parent
 SCRIPT = REPO / "benchmarks" / "vs_keras.py"
@@ -25,18 +24,12 @@ MAINTAINERS = REPO / "benchmarks" / "maintainers"      # the A/B and micro-timin
 
 def _load(name):
     """benchmarks/maintainers/<name>.py, imported by path as the test of it does."""
-    spec = importlib.util.spec_from_file_location(name, MAINTAINERS / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script(MAINTAINERS / f"{name}.py")
 
 
 @pytest.fixture(scope="module")
 def bench():
-    spec = importlib.util.spec_from_file_location("vs_keras", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script(SCRIPT)
 
 
 def test_help_describes_the_benchmark():

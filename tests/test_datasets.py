@@ -161,16 +161,6 @@ def server(monkeypatch: pytest.MonkeyPatch):
         thread.join(timeout=5)
 
 
-@pytest.fixture
-def isolated(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
-    """No $TINYCNN_DATA, and a fresh empty $HOME: the real ~/.medmnist is never touched."""
-    home = tmp_path / "home"
-    home.mkdir()
-    monkeypatch.delenv("TINYCNN_DATA", raising=False)
-    monkeypatch.setenv("HOME", str(home))
-    return home
-
-
 def listing(folder: Path) -> list[str]:
     return sorted(os.listdir(folder))
 

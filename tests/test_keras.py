@@ -23,16 +23,6 @@ from .conftest import missing
 pytestmark = pytest.mark.keras
 
 
-@pytest.fixture(scope="module")
-def keras():
-    try:
-        import keras
-        import tensorflow  # noqa: F401  (the backend)
-    except ImportError:
-        missing("Keras with the TensorFlow backend (pip install -e \".[keras]\")")
-    return keras
-
-
 @st.composite
 def model_specs(draw):
     """A small random CNN: 1–2 conv (+ optional pool) blocks, optional hidden Dense, a head."""

@@ -164,16 +164,6 @@ def write_npz(path: Path, arrays: dict) -> Path:
     return path
 
 
-@pytest.fixture
-def isolated(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
-    """No $TINYCNN_DATA and an empty $HOME: only the folders a test names are searched."""
-    home = tmp_path / "home"
-    home.mkdir()
-    monkeypatch.delenv("TINYCNN_DATA", raising=False)
-    monkeypatch.setenv("HOME", str(home))
-    return home
-
-
 # ---------------------------------------------------------------------------------------------
 # Loading
 # ---------------------------------------------------------------------------------------------

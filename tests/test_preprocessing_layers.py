@@ -216,16 +216,6 @@ def test_backprop_through_a_model_that_starts_with_preprocessing():
 
 
 # -- Keras ----------------------------------------------------------------------------------------
-@pytest.fixture(scope="module")
-def keras():
-    try:
-        import keras
-        import tensorflow  # noqa: F401  (the backend)
-    except ImportError:
-        missing("Keras with the TensorFlow backend (pip install -e \".[keras]\")")
-    return keras
-
-
 @pytest.mark.keras
 @pytest.mark.parametrize("axis", [-1, None, (1, 2, 3), (2, 3)])
 def test_normalization_equals_keras_adapted_and_given(keras, axis):

@@ -1,7 +1,6 @@
 """benchmarks/recipe_search.py: the selection rule on hand-worked scores, and no test number of a
 candidate in what the search keeps (real BreastMNIST)."""
 
-import importlib.util
 import json
 from pathlib import Path
 
@@ -9,15 +8,14 @@ import pytest
 
 from tinycnn.medmnist_job import train, with_overrides
 
+from .conftest import load_script
+
 SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "recipe_search.py"
 
 
 @pytest.fixture(scope="module")
 def search():
-    spec = importlib.util.spec_from_file_location("recipe_search", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script(SCRIPT)
 
 
 def test_highest_mean_auc_wins_and_ties_go_to_acc(search):

@@ -24,6 +24,7 @@ import tinycnn as tc
 from tinycnn.io import HEADER, ModelFileError
 from tinycnn.zoo import seed_model
 
+from .conftest import REPO, load_script
 from .test_model import small_problem
 
 X, Y = small_problem()                    # 70 images 8×8×1, labels 0/1 (separable)
@@ -443,13 +444,8 @@ def test_the_replay_that_finds_an_overflowing_update_is_not_recorded_by_layer_st
 
 def test_the_update_check_benchmark_times_both_variants_on_real_data(medmnist_dir, capsys):
     """benchmarks/maintainers/update_check_ab.py (the README's cost of the check): one short round."""
-    import importlib.util
-    from pathlib import Path
     from tinycnn import model as model_mod, training
-    path = Path(__file__).resolve().parent.parent / "benchmarks" / "maintainers" / "update_check_ab.py"
-    spec = importlib.util.spec_from_file_location("update_check_ab", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = load_script(REPO / "benchmarks" / "maintainers" / "update_check_ab.py")
     results = module.main(["--batch-size", "512", "--runs", "1", "--data", str(medmnist_dir)])
     assert set(results) == {512} and all(len(t) == 1 and t[0] > 0 for t in results[512].values())
     assert "ratio" in capsys.readouterr().out

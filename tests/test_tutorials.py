@@ -3,18 +3,15 @@ and from the current tinycnn/), runs top to bottom, from scratch, within the tim
 since every claim a notebook makes is an assert next to the number that backs it, a claim that
 stops being true fails the run."""
 
-import importlib.util
 import re
 import shutil
 
 import pytest
 
 from . import conftest
-from .conftest import REPO, missing
+from .conftest import REPO, load_script, missing
 
-spec = importlib.util.spec_from_file_location("tutorials_run", REPO / "tutorials" / "run.py")
-run = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(run)
+run = load_script(REPO / "tutorials" / "run.py", "tutorials_run")
 
 NOTEBOOKS = run.notebooks()
 EXPECTED = 12
