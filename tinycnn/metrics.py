@@ -183,11 +183,11 @@ def _check_not_empty(arr: np.ndarray, name: str) -> None:
         raise ValueError(f"{name} is empty (shape {arr.shape}); at least one sample is needed")
 
 
-def _check_same_length(y_true: np.ndarray, other: np.ndarray, other_name: str) -> None:
+def _check_same_length(y_true: np.ndarray, other: np.ndarray, other_name: str, y_name: str = "y_true") -> None:
     if y_true.shape[0] != other.shape[0]:
         raise ValueError(
-            f"y_true and {other_name} must have the same number of samples; "
-            f"y_true has {y_true.shape[0]} (shape {y_true.shape}), "
+            f"{y_name} and {other_name} must have the same number of samples; "
+            f"{y_name} has {y_true.shape[0]} (shape {y_true.shape}), "
             f"{other_name} has {other.shape[0]} (shape {other.shape})"
         )
 
@@ -249,15 +249,16 @@ def _check_both_classes(y01: np.ndarray, what: str) -> None:
         )
 
 
-def _binary_inputs(y_true, y_score) -> tuple[np.ndarray, np.ndarray]:
-    """Validated (labels as int64 0/1, scores as float64), both 1-D of the same length."""
-    y = _as_column(y_true, "y_true")
-    s = _as_column(y_score, "y_score")
-    _check_not_empty(y, "y_true")
-    _check_not_empty(s, "y_score")
-    _check_same_length(y, s, "y_score")
-    s = _check_finite_scores(s, "y_score")
-    y = _check_binary_labels(y, "y_true")
+def _binary_inputs(y_true, y_score, y_name: str = "y_true", s_name: str = "y_score") -> tuple[np.ndarray, np.ndarray]:
+    """Validated (labels as int64 0/1, scores as float64), both 1-D of the same length, named in
+    errors as the caller's arguments are named."""
+    y = _as_column(y_true, y_name)
+    s = _as_column(y_score, s_name)
+    _check_not_empty(y, y_name)
+    _check_not_empty(s, s_name)
+    _check_same_length(y, s, s_name, y_name)
+    s = _check_finite_scores(s, s_name)
+    y = _check_binary_labels(y, y_name)
     return y, s
 
 
@@ -620,19 +621,9 @@ def _positive_column(y_score, name: str) -> np.ndarray:
 
 
 def _binary_pair(y_true, y_score, y_name: str, s_name: str) -> tuple[np.ndarray, np.ndarray]:
-    """Validated (0/1 labels as int64, positive-class scores as float64), named as the caller's
-    arguments are named."""
-    y = _as_column(y_true, y_name)
-    s = _positive_column(y_score, s_name)
-    _check_not_empty(y, y_name)
-    if y.shape[0] != s.shape[0]:
-        raise ValueError(
-            f"{y_name} and {s_name} must have the same number of samples; got {y.shape[0]} "
-            f"and {s.shape[0]}"
-        )
-    s = _check_finite_scores(s, s_name)
-    y = _check_binary_labels(y, y_name)
-    return y, s
+    """:func:`_binary_inputs`, where the scores may also be (N, 2) class probabilities (the last
+    column is the positive class)."""
+    return _binary_inputs(y_true, _positive_column(y_score, s_name), y_name, s_name)
 
 
 def _check_unit_interval(p: np.ndarray, name: str) -> None:
