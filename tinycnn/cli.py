@@ -384,9 +384,6 @@ def read_image(path, input_shape) -> np.ndarray:
         img = np.round(np.clip(img, 0, 1) * 255).astype(np.uint8)
     if img.ndim == 3 and img.shape[2] == 4:         # drop alpha
         img = img[:, :, :3]
-    if img.shape[:2] != (height, width):
-        raise CLIError(f"{path} is {img.shape[1]}×{img.shape[0]} pixels; the model expects {width}×{height} "
-                       "(the size of the images it was trained on)")
     if channels == 1 and img.ndim == 3:             # RGB -> grey (ITU-R 601 luma)
         img = np.round(img[:, :, :3] @ np.array([0.299, 0.587, 0.114])).astype(np.uint8)
     elif channels == 3 and img.ndim == 2:
