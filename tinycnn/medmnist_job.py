@@ -304,7 +304,7 @@ def train(dataset: str = "pneumoniamnist", recipe: Recipe = DEFAULT_RECIPE, seed
     data = load(dataset, root=root, size=size)
     info, size = data.info, data.size
     if write:                                 # a folder we cannot write fails now, not after training
-        run_dir = _run_dir(out, info.name + ("" if size == 28 else f"_{size}"), recipe.model, seed)
+        run_dir = _run_dir(out, info.file(size).stem, recipe.model, seed)
         check_writable_folder(run_dir)
     x_train, x_val, x_test = (to_float(part.images) for part in (data.train, data.val, data.test))
     y_train = targets(data.train.labels, info.task)
@@ -477,8 +477,7 @@ def write_medmnist_results(folder, flag: str, split: str, labels, y_score, run: 
     if flag not in INFO:
         raise ValueError(f"write_medmnist_results: unknown flag {flag!r}; expected a MedMNIST dataset name, one "
                          f"of {sorted(INFO)}")
-    size = INFO[flag].file(size).size              # a size the dataset is offered at, else a ValueError
-    size_flag = "" if size == 28 else f"_{size}"     # the official suffix: none at 28, "_64" at 64
+    stem = INFO[flag].file(size).stem               # "pneumoniamnist_64" (a size it is offered at, else ValueError)
     if split not in ("train", "val", "test"):
         raise ValueError(f"write_medmnist_results: split must be 'train', 'val' or 'test', got {split!r}")
     if not isinstance(run, str) or not re.fullmatch(r"[A-Za-z0-9_-]+", run):
@@ -489,7 +488,7 @@ def write_medmnist_results(folder, flag: str, split: str, labels, y_score, run: 
         raise ValueError(f"write_medmnist_results: y_score must be float scores of shape (N, classes), got "
                          f"{y_score.dtype} of shape {y_score.shape}")
     scores = metrics.medmnist_scores(INFO[flag].task, labels, y_score)
-    name = f"{flag}{size_flag}_{split}_[AUC]{scores['auc']:.3f}_[ACC]{scores['acc']:.3f}@{run}.csv"
+    name = f"{stem}_{split}_[AUC]{scores['auc']:.3f}_[ACC]{scores['acc']:.3f}@{run}.csv"
     # shortest decimals that read back as the same numbers (float32 scores: as float32)
     text = "".join(f"{i},{','.join(row)}\n" for i, row in enumerate(y_score.astype(str)))
     return atomic_write_text(Path(folder) / name, text)

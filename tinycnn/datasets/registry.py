@@ -74,10 +74,15 @@ class DataFile:
     md5: str
 
     @property
+    def stem(self) -> str:
+        """``"pneumoniamnist"`` at 28×28, ``"pneumoniamnist_64"`` at 64×64: the official package's
+        ``f"{flag}{size_flag}"``, which names the file and the evaluation files of its scores."""
+        return self.name if self.size == IMAGE_SIZE else f"{self.name}_{self.size}"
+
+    @property
     def filename(self) -> str:
-        """``"pneumoniamnist.npz"`` at 28×28, ``"pneumoniamnist_64.npz"`` at 64×64 (the official
-        package's ``f"{flag}{size_flag}.npz"``)."""
-        return f"{self.name}.npz" if self.size == IMAGE_SIZE else f"{self.name}_{self.size}.npz"
+        """``"pneumoniamnist.npz"`` at 28×28, ``"pneumoniamnist_64.npz"`` at 64×64."""
+        return f"{self.stem}.npz"
 
 
 @dataclass(frozen=True)
