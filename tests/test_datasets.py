@@ -333,8 +333,8 @@ def test_load_downloads_into_the_first_folder(
     url = server.add("/breastmnist.npz", body)
     real_download = medmnist_module.download
 
-    def local_download(name: str, folder: Path) -> Path:
-        return real_download(name, folder, url=url, md5=md5_of(body), progress=False)
+    def local_download(name: str, folder: Path, size: int = 28) -> Path:
+        return real_download(name, folder, url=url, md5=md5_of(body), progress=False, size=size)
 
     monkeypatch.setattr(medmnist_module, "download", local_download)
     root = tmp_path / "root" if where == "root" else None

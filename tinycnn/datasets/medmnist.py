@@ -430,6 +430,4 @@ def load(
 
 def _download_function(official: DataFile, folder: Path) -> Path:
     """Call :func:`download` (kept separate because :func:`load` has an argument of that name)."""
-    if official.size == IMAGE_SIZE:        # 28×28: the plain call, as it has always been made
-        return download(official.name, folder)
     return download(official.name, folder, size=official.size)
