@@ -446,6 +446,75 @@ def test_temporaries_of_killed_saves_are_cleaned_up_safely(tmp_path):
         live.wait()
 
 
+KILLED_RUN_FOLDER = r"""
+import os, signal, sys
+sys.path.insert(0, sys.argv[1])
+from tinycnn.io import atomic_folder, atomic_write_text
+with atomic_folder(sys.argv[2]) as staging:
+    atomic_write_text(staging / "model.npz", "half a run")
+    os.kill(os.getpid(), signal.SIGKILL)       # killed while the run folder is written
+"""
+
+
+@pytest.mark.skipif(os.name != "posix", reason="POSIX permissions")
+@pytest.mark.parametrize("umask, mode", [(0o077, 0o700), (0o022, 0o755)])
+def test_a_folder_appears_whole_with_the_umask_or_not_at_all(tmp_path, umask, mode):
+    old = os.umask(umask)
+    try:
+        with tio.atomic_folder(tmp_path / "run") as staging:
+            (staging / "a.txt").write_text("a")
+            assert not (tmp_path / "run").exists()                # nothing visible until the block ends
+            assert stat.S_IMODE(staging.stat().st_mode) == mode
+        with pytest.raises(KeyboardInterrupt):
+            with tio.atomic_folder(tmp_path / "other") as staging:
+                (staging / "b.txt").write_text("b")
+                raise KeyboardInterrupt                           # Ctrl-C while writing
+    finally:
+        os.umask(old)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]
+    assert stat.S_IMODE((tmp_path / "run").stat().st_mode) == mode and (tmp_path / "run" / "a.txt").read_text() == "a"
+
+
+def test_a_folder_written_into_an_existing_one_replaces_its_files_and_keeps_the_others(tmp_path):
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "notes.txt").write_text("mine")
+    (run / "model.npz").write_text("old model")
+    with tio.atomic_folder(run) as staging:
+        (staging / "model.npz").write_text("new model")
+        (staging / "metrics.json").write_text("{}")
+    assert {p.name: p.read_text() for p in run.iterdir()} == {"notes.txt": "mine", "model.npz": "new model",
+                                                               "metrics.json": "{}"}
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]
+    (tmp_path / "file").write_text("")
+    with pytest.raises(NotADirectoryError, match="it is a file"):
+        with tio.atomic_folder(tmp_path / "file"):
+            pass
+
+
+@pytest.mark.skipif(os.name != "posix", reason="POSIX signals and pids")
+def test_the_staging_folder_of_a_killed_run_is_cleaned_up_by_the_next(tmp_path):
+    target = tmp_path / "run"
+    done = subprocess.run([sys.executable, "-c", KILLED_RUN_FOLDER, str(REPO), str(target)], timeout=120)
+    assert done.returncode == -signal.SIGKILL
+    (stray,) = tmp_path.iterdir()
+    assert stray.name.startswith(".run.") and stray.name.endswith(".tinycnn-partial") and stray.is_dir()
+    assert not target.exists()                                    # no half run folder
+    live = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        alive = tmp_path / f".run.{live.pid}-{tio._HOST}-abcdef00.tinycnn-partial"
+        alive.mkdir()                                             # another process writing that run now
+        an_hour_ago = time.time() - 3600
+        for path in (stray, alive):
+            os.utime(path, (an_hour_ago, an_hour_ago))
+        with tio.atomic_folder(target) as staging:
+            (staging / "model.npz").write_text("whole")
+        assert sorted(p.name for p in tmp_path.iterdir()) == sorted([alive.name, "run"])
+    finally:
+        live.kill()
+        live.wait()
+
+
 # -- the cost of every refusal, measured in a fresh process ---------------------------------------
 def test_every_crafted_file_is_refused_in_under_half_a_second_and_50_mb(tmp_path):
     files = refusals.build_all(tmp_path)

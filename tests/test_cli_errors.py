@@ -5,6 +5,7 @@ training; a dataset file with an empty split fails at load time, naming the file
 
 import errno
 import os
+from pathlib import Path
 
 import matplotlib.image
 import numpy as np
@@ -181,21 +182,73 @@ def test_an_unwritable_or_full_folder_fails_before_training(medmnist_dir, tmp_pa
     out = tmp_path / "new" / "run"
     assert main(["train", "--epochs", "1", "--out", str(out), "--data", str(medmnist_dir)]) == 2
     line = one_line_error(capsys, "train")
-    assert f"cannot write the run folder {out} ({os.strerror(code)})" in line
+    assert line == f"tinycnn train: error: cannot write the run folder {out} ({os.strerror(code)}); choose another with --out"
     assert not out.exists()
 
 
-def test_a_read_only_folder_fails_before_training(medmnist_dir, tmp_path, capsys, no_training):
-    if os.geteuid() == 0:
-        pytest.skip("root writes into read-only folders (the simulated cases above cover it)")
-    folder = tmp_path / "ro"
-    folder.mkdir()
-    folder.chmod(0o555)
+def as_another_user(function):
+    """``function()``'s return value, run in a forked child — as the user ``nobody`` when the tests
+    run as root, who can write into any folder (so a read-only folder is read-only to the code
+    under test either way). The child's return value must be a (status, text) pair."""
+    import json
+    import encodings.cp437  # noqa: F401  (imported here: nobody may not read the Python installation)
+    import multiprocessing  # noqa: F401
+    import sys
+
+    import tinycnn.medmnist_job  # noqa: F401  (likewise)
+
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:                                             # the child: never returns into pytest
+        try:
+            os.close(read)
+            if os.geteuid() == 0:
+                os.setgroups([])
+                os.setgid(65534)
+                os.setuid(65534)
+            result = function()
+        except BaseException as err:                         # noqa: BLE001 — reported to the parent
+            result = (-1, f"{type(err).__name__}: {err}")
+        with os.fdopen(write, "w") as pipe:
+            pipe.write(json.dumps(result))
+        sys.stdout.flush()
+        os._exit(0)
+    os.close(write)
+    with os.fdopen(read) as pipe:
+        text = pipe.read()
+    os.waitpid(pid, 0)
+    return tuple(json.loads(text))
+
+
+def test_a_read_only_folder_fails_before_training(medmnist_dir, no_training):
+    """A real read-only folder (0o555), not a simulated error: as ``nobody`` when the tests run as
+    root."""
+    import contextlib
+    import io
+    import shutil
+    import tempfile
+
+    outer = Path(tempfile.mkdtemp(prefix="tinycnn-ro-"))     # under /tmp: reachable by nobody
     try:
-        assert main(["train", "--epochs", "1", "--out", str(folder / "run"), "--data", str(medmnist_dir)]) == 2
+        outer.chmod(0o755)
+        folder = outer / "ro"
+        folder.mkdir(mode=0o555)
+        folder.chmod(0o555)
+
+        def train_into_it():
+            err = io.StringIO()
+            with contextlib.redirect_stderr(err):
+                status = main(["train", "--epochs", "1", "--out", str(folder / "run"), "--data", str(medmnist_dir)])
+            return status, err.getvalue()
+        status, err = as_another_user(train_into_it)
+        left = list(folder.iterdir())
     finally:
-        folder.chmod(0o755)
-    assert "cannot write the run folder" in one_line_error(capsys, "train")
+        shutil.rmtree(outer, ignore_errors=True) if os.geteuid() == 0 else (folder.chmod(0o755), shutil.rmtree(outer))
+    assert status == 2, err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("tinycnn train: error: cannot write the run folder"), err
+    assert "Permission denied" in lines[0] and "--out" in lines[0]
+    assert left == []
 
 
 def test_the_check_leaves_a_writable_folder_as_it_was(tmp_path):
@@ -230,6 +283,46 @@ def test_a_full_disk_at_the_final_writes_is_one_line(monkeypatch, capsys, tmp_pa
     assert main(["train"]) == 2
     line = one_line_error(capsys, "train")
     assert "No space left on device" in line and "model.npz" in line
+
+
+def test_a_full_disk_while_the_run_folder_is_written_leaves_no_half_folder(medmnist_dir, tmp_path, capsys, monkeypatch):
+    """The run's files are written into a staging folder and appear together: the disk filling up
+    at the last figure leaves neither a run folder nor the staging folder."""
+    import tinycnn.plot as plot
+
+    def full(*args, path=None, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device", str(path))
+    monkeypatch.setattr(plot, "reliability_diagram", full)
+    out = tmp_path / "runs" / "run"
+    assert main(["train", "--dataset", "breastmnist", "--epochs", "1", "--out", str(out), "--data", str(medmnist_dir),
+                 "--resamples", "20"]) == 2
+    line = capsys.readouterr().err.strip().splitlines()[-1]
+    assert line.startswith("tinycnn train: error: No space left on device: ") and "calibration.png" in line
+    assert list((tmp_path / "runs").iterdir()) == []
+
+
+def test_a_run_into_an_existing_folder_keeps_its_files_and_adds_all_or_nothing(medmnist_dir, tmp_path, monkeypatch):
+    import tinycnn.plot as plot
+
+    out = tmp_path / "mine"
+    out.mkdir()
+    (out / "notes.txt").write_text("mine")
+    real = plot.reliability_diagram
+
+    def full(*args, path=None, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+    monkeypatch.setattr(plot, "reliability_diagram", full)
+    command = ["train", "--dataset", "breastmnist", "--epochs", "1", "--out", str(out), "--data", str(medmnist_dir),
+               "--resamples", "20"]
+    assert main(command) == 2
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["mine"]
+    assert [p.name for p in out.iterdir()] == ["notes.txt"]
+    monkeypatch.setattr(plot, "reliability_diagram", real)
+    assert main(command) == 0
+    names = {p.name for p in out.iterdir()}
+    assert {"notes.txt", "model.npz", "metrics.json", "history.json", "calibration.png"} <= names
+    assert (out / "notes.txt").read_text() == "mine"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["mine"]
 
 
 # -- arguments a hostile user passes -----------------------------------------------------------------

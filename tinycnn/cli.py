@@ -581,6 +581,8 @@ def _one_line(err: BaseException) -> str:
     text = " ".join(str(err).split()) or type(err).__name__
     if isinstance(err, MemoryError):
         text = f"out of memory ({text})"
+    if isinstance(err, OSError) and err.strerror:        # not "[Errno 13] ...": the system's words only
+        text = " ".join(err.strerror.split())
     if isinstance(err, OSError) and err.filename is not None and str(err.filename) not in text:
         text = f"{text}: {err.filename}"
     return text

@@ -22,6 +22,7 @@ disk, then renamed over the destination, so a crash mid-save never leaves a half
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import json
@@ -29,6 +30,7 @@ import math
 import os
 import re
 import secrets
+import shutil
 import socket
 import stat
 import time
@@ -126,8 +128,52 @@ def atomic_write_text(path, text: str) -> Path:
     return atomic_write(path, lambda f: f.write(text.encode("utf-8")))
 
 
+@contextlib.contextmanager
+def atomic_folder(folder):
+    """Write a folder's files all at once: ``with atomic_folder(run_dir) as staging:`` gives a new
+    folder beside ``run_dir`` to write into; when the block ends without an error, its files take
+    their places in ``run_dir``.
+
+    - ``run_dir`` does not exist: the staging folder is renamed to it, one atomic step, so the
+      folder appears complete or not at all.
+    - ``run_dir`` exists (e.g. a folder the user made for ``--out``): each file is moved in with an
+      atomic rename, over any file of the same name; the files already there stay.
+
+    If the block raises (a full disk, Ctrl-C), the staging folder and everything written into it
+    are removed and ``run_dir`` is left as it was. The staging folder is named
+    ``.<name>.<pid>-<host>-<random>.tinycnn-partial`` and made with the usual ``0o777`` less the
+    umask; one left behind by a killed process is removed by a later ``atomic_folder`` of the same
+    folder (the rules of :func:`remove_stale_temporaries`).
+    """
+    folder = Path(folder)
+    if folder.exists() and not folder.is_dir():
+        raise NotADirectoryError(f"cannot write the folder {folder}: it is a file")
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_temporaries(folder)
+    staging = folder.parent / (f".{_temporary_tag(folder.name)}.{os.getpid()}-{_HOST}-{secrets.token_hex(4)}"
+                               f"{PARTIAL_FOLDER_SUFFIX}")
+    os.mkdir(staging, 0o777)                       # the system takes the umask off, as for any new folder
+    try:
+        yield staging
+        try:
+            os.rename(staging, folder)             # no folder yet (or an empty one): the whole folder at once
+        except OSError:
+            if not folder.is_dir():
+                raise
+            for entry in sorted(staging.iterdir()):
+                os.replace(entry, folder / entry.name)
+            staging.rmdir()
+        _fsync_folder(folder)
+        _fsync_folder(folder.parent)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+
+
 #: The ending of every temporary file :func:`atomic_write` makes.
 TEMPORARY_SUFFIX = ".tinycnn-tmp"
+#: The ending of every staging folder :func:`atomic_folder` makes.
+PARTIAL_FOLDER_SUFFIX = ".tinycnn-partial"
 #: A temporary whose writer has gone is removed once it is this old (seconds since last written):
 #: a margin for a writer in another process namespace (a container) that only looks gone.
 STALE_AFTER_WRITER_GONE = 60.0
@@ -139,8 +185,9 @@ _HOST = hashlib.sha1(socket.gethostname().encode("utf-8", "replace")).hexdigest(
 def remove_stale_temporaries(path) -> list[Path]:
     """Remove the temporaries that killed saves of ``path`` left behind; return what was removed.
 
-    Only files that are certainly abandoned go: a regular file (not a link) owned by this user,
-    named like a temporary of exactly this ``path``, and either
+    Only what is certainly abandoned goes: a regular file (not a link) owned by this user, named
+    like a temporary of exactly this ``path`` — or a folder (not a link) named like a staging folder
+    of :func:`atomic_folder` for it, removed with what it holds — and either
 
     - written by a process of this machine that no longer runs (its pid is in the name), and not
       written to for :data:`STALE_AFTER_WRITER_GONE` seconds; or
@@ -153,7 +200,8 @@ def remove_stale_temporaries(path) -> list[Path]:
     """
     path = Path(path)
     pattern = re.compile(re.escape(f".{_temporary_tag(path.name)}.") +
-                         r"(?:(\d+)-([0-9a-f]{8})-[0-9a-f]{8}" + re.escape(TEMPORARY_SUFFIX) +
+                         r"(?:(\d+)-([0-9a-f]{8})-[0-9a-f]{8}(" + re.escape(TEMPORARY_SUFFIX) + "|" +
+                         re.escape(PARTIAL_FOLDER_SUFFIX) + r")"
                          r"|[a-z0-9_]{8}\.tmp)")            # (or an older tinycnn's temporary)
     removed = []
     try:
@@ -167,14 +215,19 @@ def remove_stale_temporaries(path) -> list[Path]:
             continue
         try:
             info = entry.stat(follow_symlinks=False)
-            if not stat.S_ISREG(info.st_mode) or (hasattr(os, "getuid") and info.st_uid != os.getuid()):
+            folder = match.group(3) == PARTIAL_FOLDER_SUFFIX
+            if not (stat.S_ISDIR if folder else stat.S_ISREG)(info.st_mode) \
+                    or (hasattr(os, "getuid") and info.st_uid != os.getuid()):
                 continue
             age = now - info.st_mtime
             pid, host = match.group(1), match.group(2)
             writer_gone = (pid is not None and host == _HOST and int(pid) != os.getpid()
                            and not _process_exists(int(pid)))
             if (writer_gone and age > STALE_AFTER_WRITER_GONE) or age > STALE_AFTER:
-                os.unlink(entry.path)
+                if folder:
+                    shutil.rmtree(entry.path)
+                else:
+                    os.unlink(entry.path)
                 removed.append(Path(entry.path))
         except (OSError, ValueError):
             continue

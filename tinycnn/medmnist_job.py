@@ -73,8 +73,8 @@ from pathlib import Path
 import numpy as np
 
 from . import metrics
-from .datasets import load, random_shift, standardize, to_float
-from .io import atomic_write_text
+from .datasets import load, random_flip, random_shift, standardize, to_float
+from .io import atomic_folder, atomic_write_text
 from .layers import Normalization, Rescaling
 from .callbacks import EarlyStopping, LearningRateScheduler, cosine_decay, step_decay
 from .model import Sequential
@@ -378,12 +378,13 @@ def train(dataset: str = "pneumoniamnist", recipe: Recipe = DEFAULT_RECIPE, seed
         print(published.comparison_table(info.name, test_scores, ours_label=ours_label))
         print()
         print(format_clinical(clinical, info.labels))
-    if write:
-        write_run(run_dir, model, result, info, data.test.labels, test_score_array)
-        for split, labels, y_score in (("val", data.val.labels, val_score_array),
-                                       ("test", data.test.labels, test_score_array)):
-            write_medmnist_results(run_dir, info.name, split, labels, y_score, run_name(recipe.model, seed),
-                                   size=size)
+    if write:            # all files or none: a full disk or Ctrl-C while writing leaves no half run folder
+        with atomic_folder(run_dir) as staging:
+            write_run(staging, model, result, info, data.test.labels, test_score_array)
+            for split, labels, y_score in (("val", data.val.labels, val_score_array),
+                                           ("test", data.test.labels, test_score_array)):
+                write_medmnist_results(staging, info.name, split, labels, y_score, run_name(recipe.model, seed),
+                                       size=size)
         result["run_dir"] = str(run_dir)
         if verbose:
             print(f"\nrun folder: {run_dir}")
