@@ -68,11 +68,51 @@ def test_predict_prints_label_names_and_the_model_probabilities(run_dir, medmnis
     assert isinstance(model.layers[0], tc.Normalization) and "mean" not in model.metadata["preprocessing"]
     probs = model.predict(to_float(image[None]))[0]
     np.testing.assert_array_equal(probs, model.predict(preprocess(image[None], model.metadata["preprocessing"]))[0])
-    printed = dict(line.split() for line in out.splitlines()[1:] if not line.strip().startswith("->"))
+    lines = out.splitlines()
+    assert lines[0].startswith("decision: pneumonia iff p(pneumonia) >= ") and lines[1] == f"{png}:"
+    printed = dict(line.split() for line in lines[2:] if not line.strip().startswith("->"))
     assert set(printed) == {"normal", "pneumonia"}
     assert float(printed["normal"]) == pytest.approx(probs[0], abs=6e-4)
     assert float(printed["pneumonia"]) == pytest.approx(probs[1], abs=6e-4)
-    assert f"-> {['normal', 'pneumonia'][int(probs.argmax())]}" in out
+    threshold = model.metadata["operating_threshold"]["threshold"]
+    assert lines[-1] == f"  -> {'pneumonia' if probs[1] >= threshold else 'normal'}"
+
+
+@pytest.mark.slow
+def test_predict_decides_at_the_threshold_chosen_on_validation(run_dir, medmnist_dir, tmp_path, capsys):
+    """The model carries the operating threshold its run chose on validation (the one in
+    metrics.json's clinical evaluation), and `tinycnn predict` calls pneumonia with it; --threshold
+    overrides it."""
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    point = metrics["clinical"]["operating_points"]["sensitivity_target"]
+    model = load_model(run_dir / "model.npz")
+    stored = model.metadata["operating_threshold"]
+    assert stored["threshold"] == point["threshold"] and stored["positive"] == "pneumonia"
+    assert stored["test"]["sensitivity"] == point["test"]["sensitivity"]
+    assert stored["rule"] == "largest threshold with validation sensitivity >= 0.95"
+
+    data = load("pneumoniamnist", root=medmnist_dir)
+    p = model.predict(to_float(data.test.images))[:, 1]
+    # two test images on either side of the stored threshold, and one between it and 0.5
+    above = int(np.flatnonzero(p >= point["threshold"])[0])
+    below = int(np.argmin(np.where(p < point["threshold"], np.abs(p - point["threshold"]), np.inf)))
+    pngs = []
+    for i in (above, below):
+        pngs.append(tmp_path / f"{i}.png")
+        matplotlib.image.imsave(pngs[-1], np.repeat(data.test.images[i][:, :, None], 3, axis=2))
+    assert main(["predict", str(run_dir / "model.npz"), *map(str, pngs)]) == 0
+    verdicts = [line.strip() for line in capsys.readouterr().out.splitlines() if line.strip().startswith("->")]
+    assert verdicts == ["-> pneumonia", "-> normal"]
+    # the sensitivity the stored threshold reaches on test, recomputed from the model's own scores
+    positives = data.test.labels.reshape(-1) == 1
+    assert np.mean(p[positives] >= stored["threshold"]) == pytest.approx(stored["test"]["sensitivity"], abs=1e-12)
+
+    assert main(["predict", str(run_dir / "model.npz"), str(pngs[1]), "--threshold", "0"]) == 0
+    out = capsys.readouterr().out
+    assert "decision: pneumonia iff p(pneumonia) >= 0 (given with --threshold)" in out and "-> pneumonia" in out
+    for bad in ("1.5", "nan", "-0.1"):
+        assert main(["predict", str(run_dir / "model.npz"), str(pngs[1]), "--threshold", bad]) == 2
+        assert "--threshold must be a probability in [0, 1]" in capsys.readouterr().err
 
 
 @pytest.mark.slow

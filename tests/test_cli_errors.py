@@ -108,6 +108,9 @@ def test_the_full_traceback_on_request(monkeypatch, how):
 
 
 # -- model metadata of unexpected types --------------------------------------------------------------
+GOOD_POINT = {"threshold": 0.9, "positive": "pneumonia", "negative": "normal", "rule": "largest threshold with "
+              "validation sensitivity >= 0.95", "validation": {"sensitivity": 0.95, "specificity": 0.9},
+              "test": {"sensitivity": 0.96, "specificity": 0.85}}
 BAD_METADATA = [
     ({"labels": "normal,pneumonia"}, "metadata['labels'] must be a list of 2 str"),
     ({"labels": [0, 1]}, "metadata['labels'] must be a list of 2 str"),
@@ -129,6 +132,11 @@ BAD_METADATA = [
     ({"seed": 1.5}, "metadata['seed'] must be an int"),
     ({"size": "28"}, "metadata['size'] must be an int"),
     ({"size": -28}, "metadata['size'] must be a positive int"),
+    ({"operating_threshold": 0.5}, "metadata['operating_threshold'] must be a dict with a finite 'threshold'"),
+    ({"operating_threshold": {**GOOD_POINT, "threshold": float("nan")}}, "['operating_threshold'] must be a dict"),
+    ({"operating_threshold": {**GOOD_POINT, "threshold": "0.9"}}, "['operating_threshold'] must be a dict"),
+    ({"operating_threshold": {**GOOD_POINT, "test": {"sensitivity": 0.9}}}, "['operating_threshold'] must be"),
+    ({"operating_threshold": {k: v for k, v in GOOD_POINT.items() if k != "rule"}}, "['operating_threshold']"),
 ]
 
 
@@ -149,6 +157,18 @@ def test_good_metadata_still_predicts(tmp_path, capsys):
     assert main(["predict", str(path), str(grey_png(tmp_path / "x.png"))]) == 0
     out = capsys.readouterr().out
     assert "normal" in out and "pneumonia" in out and "->" in out
+
+
+@pytest.mark.parametrize("threshold, verdict", [(0.0, "pneumonia"), (1.0, "normal")])
+def test_a_stored_operating_threshold_decides(tmp_path, capsys, threshold, verdict):
+    """A probability is never above 1 here (the model's softmax of a grey image is not exactly one
+    class), so threshold 1.0 calls every image normal, and 0.0 calls every image pneumonia."""
+    path = model_file(tmp_path / "m.npz", task="binary-class", operating_threshold={**GOOD_POINT, "threshold": threshold})
+    assert main(["predict", str(path), str(grey_png(tmp_path / "x.png"))]) == 0
+    out = capsys.readouterr().out
+    assert out.splitlines()[0].startswith(f"decision: pneumonia iff p(pneumonia) >= {threshold:g} (the model's "
+                                          "operating threshold: largest threshold with validation sensitivity")
+    assert out.splitlines()[-1] == f"  -> {verdict}"
 
 
 # -- the run folder: checked before training ---------------------------------------------------------

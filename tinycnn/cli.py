@@ -214,11 +214,26 @@ def cmd_predict(args) -> int:
             raise CLIError(f"the model gives NaN or infinite outputs for {path} (its weights or preprocessing "
                            "overflow on this image); no prediction")
     multilabel = str(meta.get("task", "")).startswith("multi-label")
+    if args.threshold is not None and not 0 <= args.threshold <= 1:      # (NaN fails this too)
+        raise CLIError(f"--threshold must be a probability in [0, 1], got {args.threshold}")
+    operating = meta.get("operating_threshold") if len(labels) == 2 else None
+    threshold = args.threshold if args.threshold is not None else (operating or {}).get("threshold")
+    if threshold is not None and len(labels) != 2:
+        raise CLIError(f"--threshold applies to a model with two classes; {args.model} has {len(labels)}")
+    if threshold is not None:
+        source = (f"given with --threshold" if args.threshold is not None else
+                  f"the model's operating threshold: {operating['rule']}, test sensitivity "
+                  f"{operating['test']['sensitivity']:.3f}, specificity {operating['test']['specificity']:.3f}")
+        print(f"decision: {labels[1]} iff p({labels[1]}) >= {threshold:.4g} ({source})")
     for path, probs in zip(args.images, probabilities):
         print(f"{path}:")
         for label, p in sorted(zip(labels, probs), key=lambda t: -t[1]):
             print(f"  {label:40s} {p:7.3f}")
-        if not multilabel:
+        if multilabel:
+            continue
+        if threshold is not None:
+            print(f"  -> {labels[1] if probs[1] >= threshold else labels[0]}")
+        else:
             print(f"  -> {labels[int(np.argmax(probs))]}")
     return 0
 
@@ -246,7 +261,9 @@ def check_metadata(model, path) -> dict:
 
     ``dataset`` and ``task`` str; ``size`` and ``seed`` int; ``labels`` a list of str, one per
     output; ``preprocessing`` a dict whose ``mean``/``std``, if present, are numbers, one per input
-    channel (``std`` > 0); ``recipe`` a dict whose ``model``, if present, is a str. Anything else is
+    channel (``std`` > 0); ``recipe`` a dict whose ``model``, if present, is a str;
+    ``operating_threshold`` (two-output models) a dict with a finite ``threshold``, a ``rule`` and
+    finite validation and test ``sensitivity``/``specificity``. Anything else is
     a :class:`CLIError` naming the file, the field, what it should be and what it is."""
     import math
 
@@ -296,6 +313,18 @@ def check_metadata(model, path) -> dict:
                                f"input channel, got {value!r:.60}")
             if key == "std" and min(numbers) <= 0:
                 raise CLIError(f"{where}['preprocessing']['std'] must be positive, got {value!r:.60}")
+    if meta.get("operating_threshold") is not None:
+        point = meta["operating_threshold"]
+        numbers = [point.get("threshold")] if isinstance(point, dict) else []
+        for split in ("validation", "test"):
+            part = point.get(split) if isinstance(point, dict) else None
+            numbers += [part.get(k) for k in ("sensitivity", "specificity")] if isinstance(part, dict) else [None]
+        if not (isinstance(point, dict) and all(isinstance(v, (int, float)) and not isinstance(v, bool)
+                                                and math.isfinite(v) for v in numbers)
+                and isinstance(point.get("rule"), str) and outputs == 2):
+            raise CLIError(f"{where}['operating_threshold'] must be a dict with a finite 'threshold', a 'rule' and "
+                           "the 'validation' and 'test' sensitivity and specificity, on a model with two outputs; "
+                           f"got {point!r:.60}")
     if meta.get("recipe") is not None:
         if not isinstance(meta["recipe"], dict):
             raise wrong("recipe", "a dict")
@@ -479,6 +508,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("predict", help="class probabilities of image files (PNG, the model's image size)")
     p.add_argument("model", help="a model file written by tinycnn train (model.npz)")
     p.add_argument("images", nargs="+", help="PNG image files")
+    p.add_argument("--threshold", type=float, default=None, metavar="T",
+                   help="two-class models: call the second class iff its probability >= T (default: the "
+                        "operating threshold tinycnn train chose on validation and stored in the model, "
+                        "else the larger probability)")
     p.set_defaults(func=cmd_predict)
 
     p = sub.add_parser("gradcheck", help="check backprop against finite differences (float64)")

@@ -272,6 +272,21 @@ def clinical_evaluation(task: str, y_val, s_val, y_test, s_test, *, prevalence: 
         return {"task": task, "error": str(err)}
 
 
+def operating_threshold(clinical: dict, labels) -> dict | None:
+    """What ``tinycnn predict`` decides with, for the model's metadata: the threshold a binary
+    task's clinical evaluation chose on validation for the target sensitivity, the class it
+    calls, and that threshold's sensitivity and specificity on validation and test. ``None`` for
+    other tasks, or when the evaluation could not choose one."""
+    point = clinical.get("operating_points", {}).get("sensitivity_target")
+    if clinical.get("task") != "binary-class" or point is None:
+        return None
+    keep = ("sensitivity", "specificity", "ppv", "npv")
+    return {"threshold": float(point["threshold"]), "positive": str(labels[1]), "negative": str(labels[0]),
+            "rule": point["rule"], "decision": clinical["operating_points"]["decision"],
+            **{split: {k: None if point[split][k] is None else float(point[split][k]) for k in keep}
+               for split in ("validation", "test")}}      # (PPV/NPV are None where nothing was called)
+
+
 def format_clinical(clinical: dict, names=None) -> str:
     """The console summary of a :func:`clinical_evaluation` (test numbers at thresholds chosen on
     validation)."""
@@ -370,6 +385,9 @@ def train(dataset: str = "pneumoniamnist", recipe: Recipe = DEFAULT_RECIPE, seed
     model.metadata = {"dataset": info.name, "size": size, "task": info.task, "labels": list(info.labels),
                       "preprocessing": preprocessing, "recipe": asdict(recipe), "seed": seed,
                       "best_epoch": best["epoch"], "val": val_scores, "test": test_scores}
+    threshold = operating_threshold(clinical, info.labels)
+    if threshold is not None:
+        model.metadata["operating_threshold"] = threshold
     if verbose:
         print(f"\nbest validation AUC {best['auc']:.3f} at epoch {best['epoch']}; "
               f"test ACC {test_scores['acc']:.3f}, AUC {test_scores['auc']:.3f} ({seconds:.0f} s)\n")
