@@ -257,6 +257,8 @@ def test_preprocess_and_targets():
     ({"batch_size": -2}, "batch_size must be a positive int"),
     ({"learning_rate": 0.0}, "learning rate must be positive"),
     ({"shift": 20}, "shift must be an int"),
+    ({"flip": "yes"}, "flip must be True or False, got 'yes'"),
+    ({"flip": 1}, "flip must be True or False, got 1"),
 ])
 def test_bad_recipes(changes, match):
     with pytest.raises(ValueError, match=match):
@@ -282,6 +284,45 @@ def test_recipe_options_reach_the_model_and_the_training(tmp_path):
     stopped = len(aucs) < 6
     assert stopped == any(b <= a for a, b in zip(aucs, aucs[1:]))    # patience 0: first non-improvement stops
     assert result["recipe"]["class_weight"] == "balanced"
+
+
+@pytest.mark.parametrize("shift, flip", [(0, False), (0, True), (2, False), (2, True)])
+def test_the_augmentation_is_the_recipe_s_shift_then_flip(shift, flip):
+    from tinycnn.datasets import random_flip, random_shift
+    from tinycnn.medmnist_job import augmentation
+
+    x = np.random.default_rng(0).random((16, 28, 28, 1)).astype(np.float32)
+    augment = augmentation(Recipe(shift=shift, flip=flip))
+    if not shift and not flip:
+        assert augment is None
+        return
+    got = augment(x, np.random.default_rng(5))
+    rng = np.random.default_rng(5)                  # the same draws, by hand
+    expected = random_shift(x, shift, rng) if shift else x
+    expected = random_flip(expected, rng) if flip else expected
+    np.testing.assert_array_equal(got, expected)
+    if flip and not shift:                          # each image as it was, or mirrored left-right
+        mirrored = [np.array_equal(g, x[i][:, ::-1]) for i, g in enumerate(got)]
+        same = [np.array_equal(g, x[i]) for i, g in enumerate(got)]
+        assert all(m != s for m, s in zip(mirrored, same)) and 0 < sum(mirrored) < len(x)
+
+
+def test_a_dataset_s_own_recipe_is_its_default(tmp_path, monkeypatch):
+    import tinycnn.medmnist_job as job
+
+    assert job.default_recipe("pathmnist") == DEFAULT_RECIPE
+    for name, recipe in job.DATASET_RECIPES.items():
+        assert name in INFO and job.default_recipe(name) == recipe.check()
+    fake_medmnist(tmp_path, "breastmnist", n=(60, 20, 20))
+    monkeypatch.setitem(job.DATASET_RECIPES, "breastmnist", Recipe(epochs=1, batch_size=16, flip=True))
+    result = train("breastmnist", root=tmp_path, verbose=0, write=False, resamples=20)
+    assert result["recipe"]["epochs"] == 1 and result["recipe"]["flip"] is True
+    seen = []
+    monkeypatch.setattr(job, "train", lambda dataset, recipe, **kwargs: seen.append((dataset, recipe)))
+    assert main(["train", "--dataset", "breastmnist", "--batch-size", "8"]) == 0
+    assert main(["train", "--dataset", "pathmnist", "--flip", "--no-normalize"]) == 0
+    assert seen == [("breastmnist", Recipe(epochs=1, batch_size=8, flip=True)),
+                    ("pathmnist", with_overrides(DEFAULT_RECIPE, flip=True, normalize=False))]
 
 
 @pytest.mark.parametrize("changes, match", [

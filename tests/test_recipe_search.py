@@ -68,3 +68,33 @@ def test_a_candidate_run_keeps_validation_numbers_only(search, medmnist_dir, tmp
     assert "test" not in keys(doc)
     md = (tmp_path / "recipe_search.md").read_text()
     assert "test AUC" not in md and "test ACC" not in md
+
+
+def test_the_per_dataset_stage_chooses_on_each_dataset_s_validation_alone(search, tmp_path, monkeypatch):
+    """Stage 3 with a stand-in for training (hand-written validation scores): each dataset gets its
+    own winner, flips are never tried on PneumoniaMNIST, and no test number is kept."""
+    val = {("breastmnist", "plain"): [0.90, 0.92], ("breastmnist", "flip"): [0.93, 0.93],
+           ("breastmnist", "slow"): [0.91, 0.91], ("pneumoniamnist", "plain"): [0.99, 0.99],
+           ("pneumoniamnist", "slow"): [0.98, 0.99]}
+    changes = {"plain": {}, "flip": {"flip": True}, "slow": {"learning_rate": 3e-4}}
+    trained = []
+
+    def fake_run(dataset, recipe, seed, root=None):
+        name = next(n for n, c in changes.items() if with_overrides(search.CHOSEN, **c) == recipe)
+        trained.append((dataset, name, seed))
+        return {"val": {"auc": val[dataset, name][seed], "acc": 0.5}, "best_epoch": 1, "epochs_run": 2, "seconds": 0.0}
+    monkeypatch.setattr(search, "validation_run", fake_run)
+    monkeypatch.setattr(search, "RESULTS", tmp_path)
+    monkeypatch.setattr(search, "PER_DATASET", changes)
+    search.main(["--per-dataset", "--datasets", "breastmnist", "pneumoniamnist", "--seeds", "0", "1"])
+    doc = json.loads((tmp_path / "recipe_per_dataset.json").read_text())
+    assert doc["chosen"] == {"breastmnist": "flip", "pneumoniamnist": "plain"}
+    assert ("pneumoniamnist", "flip", 0) not in trained and len(trained) == 10
+    assert doc["datasets"]["breastmnist"]["slow"]["score"]["auc"] == pytest.approx(0.91)
+    assert doc["datasets"]["breastmnist"]["flip"]["recipe"]["flip"] is True
+    md = (tmp_path / "recipe_per_dataset.md").read_text()
+    assert "**Chosen: flip** — `{\"flip\": true}`" in md and "test AUC" not in md
+
+    trained.clear()                                   # --resume trains nothing it already has
+    search.main(["--per-dataset", "--datasets", "breastmnist", "pneumoniamnist", "--seeds", "0", "1", "--resume"])
+    assert trained == []

@@ -139,10 +139,11 @@ def cmd_explain(args) -> int:
 
 
 def cmd_train(args) -> int:
-    from .medmnist_job import DEFAULT_RECIPE, train, with_overrides
+    from .medmnist_job import default_recipe, train, with_overrides
 
-    recipe = with_overrides(DEFAULT_RECIPE, model=args.model, epochs=args.epochs, batch_size=args.batch_size,
-                            learning_rate=args.lr, shift=args.shift, normalize=args.normalize,
+    recipe = with_overrides(default_recipe(args.dataset), model=args.model, epochs=args.epochs,
+                            batch_size=args.batch_size, learning_rate=args.lr, shift=args.shift, flip=args.flip,
+                            normalize=args.normalize,
                             dropout=args.dropout, weight_decay=args.weight_decay, schedule=args.schedule,
                             oversample=args.oversample)
     if args.class_weight is not None:
@@ -454,34 +455,44 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     from .datasets import INFO, SIZES
-    from .medmnist_job import DEFAULT_RECIPE
+    from .medmnist_job import DATASET_RECIPES, DEFAULT_RECIPE
     from .zoo import MODELS
+
+    def default(field: str) -> str:
+        """A recipe field's default, with the datasets whose own recipe (chosen on validation) differs."""
+        value = getattr(DEFAULT_RECIPE, field)
+        others = "".join(f"; {name}: {getattr(recipe, field)}" for name, recipe in sorted(DATASET_RECIPES.items())
+                         if getattr(recipe, field) != value)
+        return f"{value}{others}"
     p = sub.add_parser("train", help="train on a MedMNIST dataset and write a run folder",
                        description="Train with the official MedMNIST protocol: keep the weights of the epoch "
                                    "with the best validation AUC, report test ACC and AUC.")
     p.add_argument("--dataset", default="pneumoniamnist", choices=sorted(INFO))
-    p.add_argument("--model", default=None, choices=sorted(MODELS), help=f"architecture (default {DEFAULT_RECIPE.model})")
-    p.add_argument("--epochs", type=int, default=None, help=f"default {DEFAULT_RECIPE.epochs}")
-    p.add_argument("--batch-size", type=int, default=None, help=f"default {DEFAULT_RECIPE.batch_size}")
-    p.add_argument("--lr", type=float, default=None, help=f"Adam learning rate (default {DEFAULT_RECIPE.learning_rate})")
+    p.add_argument("--model", default=None, choices=sorted(MODELS), help=f"architecture (default {default('model')})")
+    p.add_argument("--epochs", type=int, default=None, help=f"default {default('epochs')}")
+    p.add_argument("--batch-size", type=int, default=None, help=f"default {default('batch_size')}")
+    p.add_argument("--lr", type=float, default=None, help=f"Adam learning rate (default {default('learning_rate')})")
     p.add_argument("--shift", type=int, default=None,
-                   help=f"augmentation: random shifts of up to this many pixels, 0 for none (default {DEFAULT_RECIPE.shift})")
+                   help=f"augmentation: random shifts of up to this many pixels, 0 for none (default {default('shift')})")
+    p.add_argument("--flip", action=argparse.BooleanOptionalAction, default=None,
+                   help="augmentation: mirror each training image left-right with probability 0.5; not for "
+                        f"images with a side, e.g. chest X-rays (default {default('flip')})")
     p.add_argument("--normalize", action=argparse.BooleanOptionalAction, default=None,
-                   help=f"standardise inputs with the training set's mean and std (default {DEFAULT_RECIPE.normalize})")
+                   help=f"standardise inputs with the training set's mean and std (default {default('normalize')})")
     p.add_argument("--dropout", type=float, default=None,
-                   help=f"Dropout rate before the classifier (default {DEFAULT_RECIPE.dropout})")
+                   help=f"Dropout rate before the classifier (default {default('dropout')})")
     p.add_argument("--weight-decay", type=float, default=None,
-                   help=f"decoupled weight decay, trains with AdamW when > 0 (default {DEFAULT_RECIPE.weight_decay})")
+                   help=f"decoupled weight decay, trains with AdamW when > 0 (default {default('weight_decay')})")
     p.add_argument("--class-weight", choices=["balanced", "none"], default=None,
-                   help=f"weight the loss of each class by N/(classes·count) (default {DEFAULT_RECIPE.class_weight})")
+                   help=f"weight the loss of each class by N/(classes·count) (default {default('class_weight')})")
     p.add_argument("--early-stopping", type=int, default=None, metavar="PATIENCE",
                    help="stop when the validation AUC has not improved for PATIENCE epochs (-1: off; "
-                        f"default {DEFAULT_RECIPE.early_stopping})")
+                        f"default {default('early_stopping')})")
     p.add_argument("--schedule", choices=["none", "step", "cosine"], default=None,
-                   help=f"learning-rate schedule (default {DEFAULT_RECIPE.schedule})")
+                   help=f"learning-rate schedule (default {default('schedule')})")
     p.add_argument("--oversample", choices=["binary", "always", "never"], default=None,
                    help="each epoch, draw smaller classes with replacement up to the largest class's size: "
-                        f"for binary tasks only, always, or never (default {DEFAULT_RECIPE.oversample})")
+                        f"for binary tasks only, always, or never (default {default('oversample')})")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--size", type=int, default=28, choices=SIZES,
                    help="image size: 28 (MedMNIST) or a MedMNIST+ size, 64, 128 or 224 (the file "

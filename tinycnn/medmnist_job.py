@@ -91,6 +91,7 @@ class Recipe:
     batch_size: int = 32
     learning_rate: float = 0.001
     shift: int = 2                  # augmentation: random shifts of up to this many pixels (0: off)
+    flip: bool = False              # augmentation: mirror left-right with probability 0.5 (see random_flip first)
     normalize: bool = True          # first layer: Normalization adapted on the training images (per channel)
     dropout: float = 0.0            # Dropout rate before the classifier (0: none)
     weight_decay: float = 0.0       # decoupled weight decay: AdamW instead of Adam when > 0
@@ -110,6 +111,8 @@ class Recipe:
             raise ValueError(f"learning rate must be positive, got {self.learning_rate!r}")
         if not isinstance(self.shift, int) or not 0 <= self.shift < 14:
             raise ValueError(f"shift must be an int in [0, 14), got {self.shift!r}")
+        if not isinstance(self.flip, bool):
+            raise ValueError(f"flip must be True or False, got {self.flip!r}")
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"dropout must be in [0, 1), got {self.dropout!r}")
         if not self.weight_decay >= 0:
@@ -141,6 +144,21 @@ class Recipe:
         return found
 
 
+def augmentation(recipe: Recipe):
+    """``fit``'s ``augment(batch, rng)`` for the recipe: a random shift, then a left-right flip,
+    each when the recipe asks for it; ``None`` when it asks for neither."""
+    if not recipe.shift and not recipe.flip:
+        return None
+
+    def augment(batch, rng):
+        if recipe.shift:
+            batch = random_shift(batch, recipe.shift, rng)
+        if recipe.flip:
+            batch = random_flip(batch, rng)
+        return batch
+    return augment
+
+
 def constant(initial: float, epochs: int):
     """The learning rate ``initial`` at every epoch (the schedule "none")."""
     return lambda epoch: initial
@@ -149,7 +167,17 @@ def constant(initial: float, epochs: int):
 SCHEDULES = {"none": constant, "step": step_decay, "cosine": cosine_decay}
 
 
+#: The recipe of ``tinycnn train``, chosen on the validation splits of PneumoniaMNIST, BreastMNIST
+#: and RetinaMNIST together (``benchmarks/recipe_search.py``, stages 1–2).
 DEFAULT_RECIPE = Recipe()
+#: Datasets with a recipe of their own, each chosen on that dataset's validation split alone
+#: (``benchmarks/recipe_search.py --per-dataset``, stage 3); every other dataset uses DEFAULT_RECIPE.
+DATASET_RECIPES: dict[str, Recipe] = {}
+
+
+def default_recipe(dataset: str) -> Recipe:
+    """The recipe ``tinycnn train --dataset DATASET`` uses when no option changes it."""
+    return DATASET_RECIPES.get(dataset, DEFAULT_RECIPE)
 
 # The clinical evaluation's defaults (``tinycnn train``/``evaluate`` --prevalence,
 # --target-sensitivity). The prevalence is a stand-in for a screening population, not the
@@ -296,7 +324,7 @@ def format_clinical(clinical: dict, names=None) -> str:
             + metrics.format_clinical_report(clinical, brief=True, names=names))
 
 
-def train(dataset: str = "pneumoniamnist", recipe: Recipe = DEFAULT_RECIPE, seed: int = 0, out=None,
+def train(dataset: str = "pneumoniamnist", recipe: Recipe | None = None, seed: int = 0, out=None,
           root=None, verbose: int = 1, write: bool = True, size: int = 28, *,
           prevalence: float = DEFAULT_PREVALENCE, target_sensitivity: float = DEFAULT_TARGET_SENSITIVITY,
           resamples: int = DEFAULT_RESAMPLES) -> dict:
@@ -304,14 +332,14 @@ def train(dataset: str = "pneumoniamnist", recipe: Recipe = DEFAULT_RECIPE, seed
     run folder when ``write``). ``out`` defaults to ``runs/<dataset>-<model>-seed<seed>-<time>``.
     ``size`` picks the images: 28 (MedMNIST) or a MedMNIST+ size, 64, 128 or 224 (the file
     ``<dataset>_<size>.npz``, the model built for it; ``metrics.json`` and the model's metadata
-    record it).
+    record it). ``recipe`` defaults to the dataset's (:func:`default_recipe`).
 
     After training, the clinical evaluation (:func:`clinical_evaluation`: bootstrap intervals
     from ``resamples`` resamples, for binary tasks the thresholds chosen on validation — the one
     reaching ``target_sensitivity``, and Youden's — measured on test, PPV/NPV at
     ``prevalence``, calibration, per-class scores) goes into ``result["clinical"]`` and
     ``metrics.json``, and ``calibration.png`` into the run folder."""
-    recipe = recipe.check()
+    recipe = (default_recipe(dataset) if recipe is None else recipe).check()
     check_clinical_options(prevalence, target_sensitivity, resamples)      # before, not after, training
     if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool) or seed < 0:
         raise ValueError(f"seed must be an int >= 0, got {seed!r}")
@@ -343,9 +371,7 @@ def train(dataset: str = "pneumoniamnist", recipe: Recipe = DEFAULT_RECIPE, seed
         if scores["auc"] > best["auc"]:
             best.update(auc=scores["auc"], epoch=epoch, weights=model.get_weights())
 
-    augment = None
-    if recipe.shift:
-        augment = lambda xb, rng: random_shift(xb, recipe.shift, rng)  # noqa: E731
+    augment = augmentation(recipe)
     at_size = "" if size == 28 else f" at {size}×{size}"        # MedMNIST+ images
     if verbose:
         print(f"tinycnn: training '{recipe.model}' on {info.python_class}{at_size} ({info.task}, "
