@@ -369,8 +369,26 @@ def test_download_good_file(server, tmp_path: Path) -> None:
     assert listing(folder) == ["retinamnist.npz"]
     assert path.read_bytes() == body
     assert file_md5(path) == md5_of(body)
-    assert stat.S_IMODE(path.stat().st_mode) == 0o644
+    assert stat.S_IMODE(path.stat().st_mode) == 0o666 & ~current_umask()
     assert load_file(path, "retinamnist").train.images.shape == (6, 28, 28, 3)
+
+
+def current_umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+@pytest.mark.parametrize("umask, mode", [(0o077, 0o600), (0o022, 0o644), (0o002, 0o664)])
+def test_a_downloaded_file_gets_the_umask(server, tmp_path: Path, umask, mode) -> None:
+    body = npz_bytes(make_arrays("breastmnist"))
+    url = server.add("/files/breastmnist.npz", body)
+    old = os.umask(umask)
+    try:
+        path = download("breastmnist", tmp_path, url=url, md5=md5_of(body), progress=False)
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(path.stat().st_mode) == mode
 
 
 def test_download_without_content_length_shows_progress(server, tmp_path: Path, capsys) -> None:

@@ -235,14 +235,32 @@ def download(
                 f"downloaded {filename} from {url}, but its MD5 digest is wrong: "
                 f"expected {md5}, got {actual_md5}. {_by_hand(filename, url, folder)}"
             )
-        # Temporary files are private to their owner (mode 0600); a data file need not be.
-        os.chmod(temporary_path, 0o644)
+        # Temporary files are private to their owner (mode 0600); the data file gets the mode any
+        # new file gets (0o666 less the umask), and is on disk before it takes its name.
+        os.chmod(temporary_path, 0o666 & ~_umask())
+        with open(temporary_path, "rb") as written:
+            os.fsync(written.fileno())
         os.replace(temporary_path, final_path)
     except BaseException:
         # BaseException, not Exception: Ctrl-C must not leave a partial file behind either.
         temporary_path.unlink(missing_ok=True)
         raise
     return final_path
+
+
+def _umask() -> int:
+    """The process's umask: from /proc where it is shown (no change to the process), else read by
+    setting and restoring it."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 # ---------------------------------------------------------------------------------------------
