@@ -14,7 +14,10 @@ and report that model's ACC and AUC on ``test``.
 
 A run folder holds ``model.npz``, ``history.json``, ``metrics.json``, ``training_curves.png``,
 ``confusion_matrix.png``, ``roc_curve.png``, ``calibration.png`` (single-label tasks), and
-MedMNIST's standard evaluation files of the validation and test scores (below).
+MedMNIST's standard evaluation files of the validation and test scores (below). It appears whole
+or not at all (:func:`tinycnn.io.atomic_folder`). The recipe is the dataset's
+(:func:`default_recipe`): ``DEFAULT_RECIPE``, or the dataset's own in ``DATASET_RECIPES``, each
+chosen on validation scores alone (``benchmarks/recipe_search.py``).
 
 **The clinical evaluation** (``metrics.json``'s ``clinical``, printed at the end of the run and
 by ``tinycnn evaluate``; :func:`clinical_evaluation`, :func:`tinycnn.metrics.clinical_report`):
@@ -25,6 +28,9 @@ sensitivity, specificity, PPV and NPV on validation and on test, and PPV/NPV of 
 given prevalence (``--prevalence``, default 0.1); the test ECE and reliability curve (10 bins;
 ``calibration.png``); per-class precision/recall/F1 for multi-class and ordinal tasks; per-label
 AUC and ACC for multi-label tasks, which get no thresholds or calibration (the json says so).
+
+For binary tasks the model's ``metadata["operating_threshold"]`` keeps the first of those
+thresholds (:func:`operating_threshold`), which ``tinycnn predict`` decides with.
 
 **The model is whole.** It takes the images as ``uint8 / 255`` in float32, NHWC
 (:func:`tinycnn.datasets.to_float`), nothing more: when the recipe standardises (``normalize``,
