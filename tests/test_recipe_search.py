@@ -98,3 +98,26 @@ def test_the_per_dataset_stage_chooses_on_each_dataset_s_validation_alone(search
     trained.clear()                                   # --resume trains nothing it already has
     search.main(["--per-dataset", "--datasets", "breastmnist", "pneumoniamnist", "--seeds", "0", "1", "--resume"])
     assert trained == []
+
+
+def test_the_results_table_names_each_dataset_s_own_recipe():
+    """benchmarks/medmnist_results.py's markdown: a dataset with its own recipe says which fields
+    differ from the default and where they were chosen; the mean ± std are those of the runs."""
+    from dataclasses import asdict
+
+    from tinycnn.medmnist_job import DEFAULT_RECIPE, Recipe
+
+    results = load_script(SCRIPT.parent / "medmnist_results.py")
+    runs = [{"dataset": d, "seed": s, "best_epoch": 3, "val": {"acc": 0.9, "auc": 0.9},
+             "test": {"acc": acc, "auc": auc}, "seconds": 1.0}
+            for d, values in {"breastmnist": [(0.85, 0.90), (0.87, 0.92)], "pneumoniamnist": [(0.9, 0.97), (0.9, 0.97)]}.items()
+            for s, (acc, auc) in enumerate(values)]
+    doc = {"command": "python benchmarks/medmnist_results.py", "recipe": asdict(DEFAULT_RECIPE),
+           "dataset_recipes": {"breastmnist": asdict(Recipe(flip=True, epochs=40))},
+           "measured": "now", "machine": "here", "runs": runs}
+    assert results.recipe_changes(doc) == {"breastmnist": {"epochs": 40, "flip": True}}
+    md = results.markdown(doc, ["pneumoniamnist", "breastmnist"])
+    assert 'breastmnist: its own, `{"epochs": 40, "flip": true}` applied to it' in md
+    assert "| **tinycnn (its own recipe)** | **0.860 ± 0.014** | **0.910 ± 0.014** |" in md
+    assert "| **tinycnn (default recipe)** | **0.900 ± 0.000** | **0.970 ± 0.000** |" in md
+    assert "Target (ResNet-18 (28)): ACC ≥ 0.863 — missed by 0.003; AUC ≥ 0.901 — met" in md
