@@ -31,7 +31,6 @@ download.
 import hashlib
 import http.client
 import os
-import tempfile
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
@@ -215,52 +214,28 @@ def download(
     folder = Path(folder).expanduser()
     final_path = folder / filename
 
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        temporary = tempfile.NamedTemporaryFile(
-            dir=folder, prefix=f".{filename}.", suffix=".part", delete=False
-        )
-    except OSError as error:
-        raise DownloadError(
-            f"could not create a file in {folder} to download {filename} into: {error}. "
-            f"{_by_hand(filename, url, folder)}"
-        ) from error
+    from ..io import atomic_write      # (here, not at the top: tinycnn.io imports the layers)
 
-    temporary_path = Path(temporary.name)
-    try:
-        with temporary:
-            actual_md5 = _stream_to_file(url, temporary, filename, folder, timeout, progress)
+    def fetch(out: BinaryIO) -> None:
+        actual_md5 = _stream_to_file(url, out, filename, folder, timeout, progress)
         if actual_md5 != md5:
             raise DownloadError(
                 f"downloaded {filename} from {url}, but its MD5 digest is wrong: "
                 f"expected {md5}, got {actual_md5}. {_by_hand(filename, url, folder)}"
             )
-        # Temporary files are private to their owner (mode 0600); the data file gets the mode any
-        # new file gets (0o666 less the umask), and is on disk before it takes its name.
-        os.chmod(temporary_path, 0o666 & ~_umask())
-        with open(temporary_path, "rb") as written:
-            os.fsync(written.fileno())
-        os.replace(temporary_path, final_path)
-    except BaseException:
-        # BaseException, not Exception: Ctrl-C must not leave a partial file behind either.
-        temporary_path.unlink(missing_ok=True)
-        raise
-    return final_path
 
-
-def _umask() -> int:
-    """The process's umask: from /proc where it is shown (no change to the process), else read by
-    setting and restoring it."""
+    # The file is written as every file tinycnn saves (tinycnn.io.atomic_write): into a temporary
+    # beside it, on disk, then renamed, with the mode a new file gets (0o666 less the umask). A
+    # failure or Ctrl-C at any point leaves no partial file, and an existing file as it was.
     try:
-        with open("/proc/self/status", encoding="ascii") as status:
-            for line in status:
-                if line.startswith("Umask:"):
-                    return int(line.split()[1], 8)
-    except (OSError, ValueError):
-        pass
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
+        atomic_write(final_path, fetch)
+    except DownloadError:
+        raise
+    except OSError as error:
+        raise DownloadError(
+            f"could not write {filename} into {folder}: {error}. {_by_hand(filename, url, folder)}"
+        ) from error
+    return final_path
 
 
 # ---------------------------------------------------------------------------------------------
