@@ -107,6 +107,17 @@ def validation_run(dataset: str, recipe: Recipe, seed: int, root=None) -> dict:
             "seconds": float(result["seconds"])}
 
 
+def run_or_reuse(earlier: list[dict], dataset: str, recipe: Recipe, seed: int, root, label: str) -> dict:
+    """The run of ``recipe`` on ``dataset`` with ``seed``: one of ``earlier`` (``--resume``) when it
+    has it, else a new :func:`validation_run`; printed after ``label``."""
+    old = [r for r in earlier if r["dataset"] == dataset and r["seed"] == seed and r["recipe"] == asdict(recipe)]
+    run = old[0] if old else {"dataset": dataset, "seed": seed, "recipe": asdict(recipe),
+                              **validation_run(dataset, recipe, seed, root=root)}
+    print(f"{label} seed {seed}: val AUC {run['val']['auc']:.3f} ACC {run['val']['acc']:.3f} "
+          f"(best epoch {run['best_epoch']}, {run['seconds']:.0f} s{', reused' if old else ''})", flush=True)
+    return run
+
+
 def dataset_means(runs: list[dict], datasets) -> dict:
     """{dataset: {"auc": mean, "acc": mean, "auc_std": ..., "acc_std": ...}} of the validation
     scores over the seeds (std with ddof=1; 0 for one seed)."""
@@ -193,12 +204,7 @@ def main(argv=None) -> int:
         entry = doc["candidates"][name] = {"changes": changes, "recipe": asdict(recipe), "runs": []}
         for dataset in args.datasets:
             for seed in args.seeds:
-                old = [r for r in earlier if r["dataset"] == dataset and r["seed"] == seed and r["recipe"] == asdict(recipe)]
-                run = old[0] if old else {"dataset": dataset, "seed": seed, "recipe": asdict(recipe),
-                                          **validation_run(dataset, recipe, seed, root=args.data)}
-                entry["runs"].append(run)
-                print(f"{name:40s} {dataset:15s} seed {seed}: val AUC {run['val']['auc']:.3f} ACC {run['val']['acc']:.3f} "
-                      f"(best epoch {run['best_epoch']}, {run['seconds']:.0f} s{', reused' if old else ''})", flush=True)
+                entry["runs"].append(run_or_reuse(earlier, dataset, recipe, seed, args.data, f"{name:40s} {dataset:15s}"))
                 save()
         entry["score"] = selection_score(entry["runs"], args.datasets)
         entry["per_dataset"] = dataset_means(entry["runs"], args.datasets)
@@ -258,13 +264,7 @@ def per_dataset_search(datasets, seeds, root, resume, name, command) -> int:
             recipe = with_overrides(CHOSEN, **changes)
             entry = per[label] = {"changes": changes, "recipe": asdict(recipe), "runs": []}
             for seed in seeds:
-                old = [r for r in earlier if r["dataset"] == dataset and r["seed"] == seed and r["recipe"] == asdict(recipe)]
-                run = old[0] if old else {"dataset": dataset, "seed": seed, "recipe": asdict(recipe),
-                                          **validation_run(dataset, recipe, seed, root=root)}
-                entry["runs"].append(run)
-                print(f"{dataset:15s} {label:42s} seed {seed}: val AUC {run['val']['auc']:.3f} ACC "
-                      f"{run['val']['acc']:.3f} (best epoch {run['best_epoch']}, {run['seconds']:.0f} s"
-                      f"{', reused' if old else ''})", flush=True)
+                entry["runs"].append(run_or_reuse(earlier, dataset, recipe, seed, root, f"{dataset:15s} {label:42s}"))
                 save()
             entry["score"] = selection_score(entry["runs"], [dataset])
             entry["per_dataset"] = dataset_means(entry["runs"], [dataset])
