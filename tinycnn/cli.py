@@ -222,7 +222,7 @@ def cmd_predict(args) -> int:
     if threshold is not None and len(labels) != 2:
         raise CLIError(f"--threshold applies to a model with two classes; {args.model} has {len(labels)}")
     if threshold is not None:
-        source = (f"given with --threshold" if args.threshold is not None else
+        source = ("given with --threshold" if args.threshold is not None else
                   f"the model's operating threshold: {operating['rule']}, test sensitivity "
                   f"{operating['test']['sensitivity']:.3f}, specificity {operating['test']['specificity']:.3f}")
         print(f"decision: {labels[1]} iff p({labels[1]}) >= {threshold:.4g} ({source})")
