@@ -121,3 +121,50 @@ def test_the_results_table_names_each_dataset_s_own_recipe():
     assert "| **tinycnn (its own recipe)** | **0.860 ± 0.014** | **0.910 ± 0.014** |" in md
     assert "| **tinycnn (default recipe)** | **0.900 ± 0.000** | **0.970 ± 0.000** |" in md
     assert "Target (ResNet-18 (28)): ACC ≥ 0.863 — missed by 0.003; AUC ≥ 0.901 — met" in md
+
+
+def test_the_library_s_recipes_are_the_ones_the_committed_results_were_measured_with(search):
+    """The recipes ``tinycnn train`` uses are those the committed search chose (stage 1-2 base,
+    stage 3 changes), and the committed test table was measured with exactly these recipes: a change
+    to DEFAULT_RECIPE or DATASET_RECIPES without a new search and a new table fails here."""
+    from dataclasses import asdict
+
+    from tinycnn.medmnist_job import DATASET_RECIPES, DEFAULT_RECIPE
+
+    results = SCRIPT.parent / "results"
+    per_dataset = json.loads((results / "recipe_per_dataset.json").read_text())
+    assert per_dataset["base"] == asdict(DEFAULT_RECIPE)
+    chosen = {name: with_overrides(DEFAULT_RECIPE, **search.PER_DATASET[label])
+              for name, label in per_dataset["chosen"].items()}
+    # a stage-3 winner equal to the base needs no entry of its own
+    assert {n: r for n, r in chosen.items() if r != DEFAULT_RECIPE} == DATASET_RECIPES
+    table = json.loads((results / "medmnist_default.json").read_text())
+    assert table["recipe"] == asdict(DEFAULT_RECIPE)
+    assert table["dataset_recipes"] == {name: asdict(r) for name, r in DATASET_RECIPES.items()}
+    for run in table["runs"]:
+        expected = DATASET_RECIPES.get(run["dataset"], DEFAULT_RECIPE)
+        assert run["recipe"] == asdict(expected), run["dataset"]
+    assert sorted({r["seed"] for r in table["runs"]}) == [0, 1, 2, 3, 4]
+
+
+def test_the_readme_s_results_table_is_the_committed_table():
+    """README.md's table of the main job's test results states, row by row, the mean ± std (ddof 1)
+    of the committed runs and the paper's ResNet-18 (28) and AutoML rows."""
+    import numpy as np
+
+    from tinycnn import published
+    from tinycnn.datasets import INFO
+
+    readme = (SCRIPT.parents[1] / "README.md").read_text()
+    table = json.loads((SCRIPT.parent / "results" / "medmnist_default.json").read_text())
+    datasets = sorted({run["dataset"] for run in table["runs"]})
+    assert datasets == ["breastmnist", "pneumoniamnist", "retinamnist"]
+    for dataset in datasets:
+        runs = [run for run in table["runs"] if run["dataset"] == dataset]
+        acc, auc = (np.array([run["test"][k] for run in runs]) for k in ("acc", "auc"))
+        resnet = published.PUBLISHED[dataset]["ResNet-18 (28)"]
+        automl = published.PUBLISHED[dataset]["Google AutoML Vision"]
+        row = (f"| {INFO[dataset].python_class} | {acc.mean():.3f} ± {acc.std(ddof=1):.3f} | "
+               f"{auc.mean():.3f} ± {auc.std(ddof=1):.3f} | {resnet[0]:.3f} / {resnet[1]:.3f} | "
+               f"{automl[0]:.3f} / {automl[1]:.3f} |")
+        assert row in readme, row

@@ -178,7 +178,12 @@ SCHEDULES = {"none": constant, "step": step_decay, "cosine": cosine_decay}
 DEFAULT_RECIPE = Recipe()
 #: Datasets with a recipe of their own, each chosen on that dataset's validation split alone
 #: (``benchmarks/recipe_search.py --per-dataset``, stage 3); every other dataset uses DEFAULT_RECIPE.
-DATASET_RECIPES: dict[str, Recipe] = {}
+#: ``benchmarks/results/recipe_per_dataset.md`` shows every candidate's validation scores.
+DATASET_RECIPES: dict[str, Recipe] = {
+    "breastmnist": replace(DEFAULT_RECIPE, flip=True, epochs=40),
+    "retinamnist": replace(DEFAULT_RECIPE, flip=True, dropout=0.5),
+    "pneumoniamnist": replace(DEFAULT_RECIPE, learning_rate=3e-4, epochs=40),
+}
 
 
 def default_recipe(dataset: str) -> Recipe:
