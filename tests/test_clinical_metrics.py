@@ -659,3 +659,12 @@ def test_reliability_diagram_into_given_axes_and_top_label():
     assert right.get_ylabel() == "accuracy of the top class"
     with pytest.raises(ValueError, match="y_prob"):
         plot.reliability_diagram([0, 1], [0.2, 1.7])
+
+
+def test_youden_ties_that_floats_break_still_go_to_the_largest_threshold():
+    # 9 positives, 9 negatives. t=0.25: 4/9 - 0/9; t=0.1: 5/9 - 1/9 — equal J, but in floats
+    # 5/9 - 1/9 is one ulp above 4/9. The documented rule sends the tie to the larger threshold.
+    y = [0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1]
+    s = [0.0, 0.1, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.1, 0.0, 0.0, 0.0, 0.0, 0.25, 0.25, 0.25, 0.25]
+    assert 5 / 9 - 1 / 9 != 4 / 9                      # the float trap this test is about
+    assert youden_threshold(y, s) == 0.25

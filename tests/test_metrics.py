@@ -474,3 +474,26 @@ def test_unknown_task_lists_every_valid_task():
         "multi-label, binary-class",
         "ordinal-regression",
     }
+
+
+def test_labels_where_the_task_belongs_get_a_short_error_that_names_the_order():
+    """The official medmnist functions take the task last (getAUC(y_true, y_score, task)); the same
+    call order here gets one line naming tinycnn's order, not the whole label array."""
+    from tinycnn.metrics import bootstrap_ci, clinical_report
+
+    y = np.tile([[0], [1]], (312, 1)).astype(np.uint8)         # 624 labels, like PneumoniaMNIST's test split
+    p = np.full((624, 2), 0.5)
+    calls = [(lambda: medmnist_scores(y, p, "binary-class"), "medmnist_scores(task, y_true, y_score)"),
+             (lambda: clinical_report(y, p, y, p, "binary-class"), "clinical_report(task, y_val, p_val, y_test, p_test)")]
+    for call, order in calls:
+        with pytest.raises(ValueError) as info:
+            call()
+        message = str(info.value)
+        assert f"got an array of shape (624, 1) (the task comes first: {order})" in message
+        assert len(message) < 300 and "\n" not in message
+    with pytest.raises(ValueError, match=r"got a list of 2 items \(the task comes first"):
+        medmnist_scores([0, 1], [0.2, 0.8], "binary-class")
+    with pytest.raises(ValueError, match=r"task must be one of 'binary-class'.*; got int 3$"):
+        bootstrap_ci(y, p[:, 1], "auc", task=3)
+    with pytest.raises(ValueError, match=r"got NoneType None$"):
+        medmnist_scores(None, y, p)

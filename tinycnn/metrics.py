@@ -119,6 +119,7 @@ from __future__ import annotations
 
 import math
 import numbers
+import reprlib
 from collections.abc import Callable
 from typing import NamedTuple
 
@@ -445,6 +446,25 @@ def confusion_matrix(y_true, y_pred, n_classes: int | None = None) -> np.ndarray
 # --------------------------------------------------------------------------------------------
 
 
+def _check_task(task, call: str | None = None) -> str:
+    """``task`` if it is one of :data:`TASKS`, else a ``ValueError`` that names the valid tasks
+    and says briefly what it got. An array where the task should be usually means the arguments
+    are in the order of the official ``medmnist`` functions (``getAUC(y_true, y_score, task)``),
+    which take the task last; ``call`` then shows tinycnn's order."""
+    if isinstance(task, str) and task in TASKS:
+        return task
+    valid = ", ".join(repr(t) for t in TASKS)
+    if isinstance(task, str):
+        raise ValueError(f"unknown task {task!r}; valid tasks are: {valid}")
+    if isinstance(task, (np.ndarray, list, tuple)):
+        got = (f"an array of shape {task.shape}" if isinstance(task, np.ndarray)
+               else f"a {type(task).__name__} of {len(task)} items")
+        hint = f" (the task comes first: {call})" if call else ""
+    else:
+        got, hint = f"{type(task).__name__} {reprlib.repr(task)}", ""
+    raise ValueError(f"task must be one of {valid}; got {got}{hint}")
+
+
 def _check_threshold(threshold) -> float:
     if isinstance(threshold, (bool, np.bool_)) or not isinstance(threshold, numbers.Real):
         raise ValueError(f"threshold must be a real number; got {threshold!r}")
@@ -562,10 +582,7 @@ def medmnist_scores(task: str, y_true, y_score, threshold: float = 0.5) -> dict[
         0/1 (binary, multi-label) or not in ``[0, C)`` (multi-class, ordinal), and when a class or
         label has no positive or no negative sample (its AUC is undefined).
     """
-    if not isinstance(task, str) or task not in TASKS:
-        raise ValueError(
-            f"unknown task {task!r}; valid tasks are: " + ", ".join(repr(t) for t in TASKS)
-        )
+    _check_task(task, "medmnist_scores(task, y_true, y_score)")
     threshold = _check_threshold(threshold)
     if task == "binary-class":
         return _binary_class_scores(y_true, y_score, threshold)
@@ -687,9 +704,15 @@ def youden_threshold(y_val, p_val) -> float:
     """
     y, s = _binary_pair(y_val, p_val, "y_val", "p_val")
     _check_both_classes(y, "for y_val (Youden's J needs both sensitivity and specificity)")
-    fpr, tpr, thresholds = roc_curve(y, s)
-    j = tpr[1:] - fpr[1:]                                    # skip the +inf threshold
-    return float(thresholds[1:][np.argmax(j)])               # argmax: first = largest threshold
+    thresholds = np.unique(s)[::-1]                          # the candidates, largest first
+    positives, negatives = np.sort(s[y == 1]), np.sort(s[y == 0])
+    P, N = len(positives), len(negatives)
+    tp = P - np.searchsorted(positives, thresholds, side="left")   # positives with p >= t
+    fp = N - np.searchsorted(negatives, thresholds, side="left")   # negatives with p >= t
+    # J = tp/P - fp/N. Compared as the integer tp·N - fp·P (J times P·N): in floats, equal J's
+    # can differ in the last bit (5/9 - 1/9 > 4/9 - 0/9), and a tie must go to the largest t.
+    j_times_pn = tp * N - fp * P
+    return float(thresholds[np.argmax(j_times_pn)])          # argmax: first = largest threshold
 
 
 def _ratio(num: int, den: int) -> float:
@@ -1019,10 +1042,7 @@ def bootstrap_ci(y_true, y_score, metric: str | Callable = "auc", resamples: int
     if isinstance(metric, str):
         if metric not in BOOTSTRAP_METRICS:
             raise ValueError(f"metric must be 'auc', 'acc' or a function; got {metric!r}")
-        if not isinstance(task, str) or task not in TASKS:
-            raise ValueError(
-                f"unknown task {task!r}; valid tasks are: " + ", ".join(repr(t) for t in TASKS)
-            )
+        _check_task(task)
         name = metric
 
         def compute(y_part, s_part):
@@ -1124,10 +1144,7 @@ def clinical_report(task: str, y_val, p_val, y_test, p_test, *, sensitivity: flo
     A dict of str keys, plain ``float``/``int``/``str``/``list``/``dict`` values and ``None``
     where a number is undefined (NaN), so ``json.dumps(report)`` works as it is.
     """
-    if not isinstance(task, str) or task not in TASKS:
-        raise ValueError(
-            f"unknown task {task!r}; valid tasks are: " + ", ".join(repr(t) for t in TASKS)
-        )
+    _check_task(task, "clinical_report(task, y_val, p_val, y_test, p_test)")
     sensitivity = _check_fraction(sensitivity, "sensitivity", allow_zero=False)
     if prevalence is not None:
         prevalence = _check_fraction(prevalence, "prevalence")
